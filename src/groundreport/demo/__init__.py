@@ -1,0 +1,1 @@
+"""The offline demo: synthetic scenes and a small FLAVA trained on them."""

@@ -1,0 +1,200 @@
+"""Train the bundled demo FLAVA on synthetic scenes, from captions only (no boxes).
+
+Losses (all image-level; boxes are never seen):
+- contrastive InfoNCE, image->text over the batch's captions plus one hard negative per
+  image (one object's shape changed with its colour kept, or its colour changed with its
+  shape kept), text->image over the batch; pairs that truly match (a one-phrase caption
+  naming an object that another scene also has) are masked out rather than punished;
+- a "phrase" loss: sigmoid multi-label between each image and all 30 phrase texts;
+- ITM on the multimodal encoder: the true caption vs its hard negative.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .scenes import ALL_PHRASES, COLOURS, SHAPES, TRAIN_SEED_BASE, join_phrases, make_scene, phrase_text
+
+PHRASE_INDEX = {p: i for i, p in enumerate(ALL_PHRASES)}
+
+
+@dataclass
+class TrainSettings:
+    out_dir: Path
+    minutes: float = 30.0
+    pool_size: int = 24000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    phrase_caption_rate: float = 0.3
+    phrase_loss_weight: float = 1.0
+    itm_loss_weight: float = 1.0
+    seed: int = 0
+    threads: int = 2
+
+
+def _render_chunk(args):
+    seeds, image_size = args
+    from PIL import Image
+
+    images, objects = [], []
+    for s in seeds:
+        scene = make_scene(s)
+        img = scene.image.resize((image_size, image_size), Image.BICUBIC)
+        images.append(np.asarray(img, dtype=np.uint8))
+        objects.append([(o.colour, o.shape) for o in scene.objects])
+    return np.stack(images), objects
+
+
+def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2):
+    """Scenes resized as the processor does (bicubic); normalisation happens per batch."""
+    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size) for i in range(0, n, 1000)]
+    with ProcessPoolExecutor(workers) as ex:
+        parts = list(ex.map(_render_chunk, chunks))
+    return np.concatenate([p[0] for p in parts]), [o for p in parts for o in p[1]]
+
+
+def hard_negative(objs: list[tuple[str, str]], rng: random.Random) -> list[tuple[str, str]]:
+    """Change one object: keep its colour and change its shape, or the reverse."""
+    present = set(objs)
+    k = rng.randrange(len(objs))
+    colour, shape = objs[k]
+    if rng.random() < 0.5:
+        options = [(colour, s) for s in SHAPES if (colour, s) not in present]
+    else:
+        options = [(c, shape) for c in COLOURS if (c, shape) not in present]
+    out = list(objs)
+    out[k] = rng.choice(options)
+    return out
+
+
+def multi_hot(objs) -> np.ndarray:
+    v = np.zeros(len(ALL_PHRASES), dtype=np.float32)
+    for c, s in objs:
+        v[PHRASE_INDEX[phrase_text(c, s)]] = 1
+    return v
+
+
+def train(settings: TrainSettings, log=print) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from transformers import FlavaForPreTraining
+
+    from ..models.flava_parts import (encode_image, encode_multimodal, encode_text, image_embedding,
+                                      itm_logit, text_embedding)
+    from .model_spec import IMAGE_SIZE, demo_config, demo_processor
+
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    rng = random.Random(settings.seed)
+    processor = demo_processor()
+    tok = processor.tokenizer
+    mean = torch.tensor(processor.image_processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_processor.image_std).view(1, 3, 1, 1)
+
+    t0 = time.time()
+    pool, pool_objs = render_pool(settings.pool_size, IMAGE_SIZE, workers=settings.threads)
+    pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
+    log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s")
+
+    model = FlavaForPreTraining(demo_config())
+    flava = model.flava
+    phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
+    phrase_bias = torch.nn.Parameter(torch.tensor(-3.0))
+    params = [p for n, p in model.named_parameters()
+              if n.startswith("flava.") or n.startswith("itm_head.")] + [phrase_scale, phrase_bias]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    phrase_tokens = tok([with_art for with_art in (join_phrases([p]) for p in ALL_PHRASES)],
+                        padding=True, return_tensors="pt")
+
+    def to_pixels(idx):
+        x = pool_t[idx].float() / 255.0
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+        return (x - mean) / std
+
+    budget = settings.minutes * 60
+    start = time.time()
+    step, est_total = 0, None
+    model.train()
+    while True:
+        elapsed = time.time() - start
+        if elapsed > budget:
+            break
+        idx = torch.randint(0, len(pool), (settings.batch_size,))
+        pos_objs, neg_objs = [], []
+        for i in idx.tolist():
+            objs = list(pool_objs[i])
+            rng.shuffle(objs)
+            if rng.random() < settings.phrase_caption_rate:
+                objs = [rng.choice(objs)]
+            pos_objs.append(objs)
+            neg_objs.append(hard_negative(objs, rng))
+        captions = [join_phrases([phrase_text(*o) for o in objs]) for objs in pos_objs + neg_objs]
+        enc = tok(captions, padding=True, return_tensors="pt")
+        pixels = to_pixels(idx)
+
+        image_out = encode_image(flava, pixels)
+        text_out = encode_text(flava, enc["input_ids"], enc["attention_mask"])
+        img = image_embedding(flava, image_out)
+        txt = text_embedding(flava, text_out)
+        b = settings.batch_size
+        scale = flava.logit_scale.exp().clamp(max=100)
+        # a caption "matches" an image when every object it names is in that image
+        scene_hot = torch.from_numpy(np.stack([multi_hot(pool_objs[i]) for i in idx.tolist()]))
+        cap_hot = torch.from_numpy(np.stack([multi_hot(o) for o in pos_objs + neg_objs]))
+        matches = (cap_hot @ scene_hot.T) == cap_hot.sum(1, keepdim=True)  # [2B texts, B images]
+        own = torch.zeros_like(matches)
+        own[torch.arange(b), torch.arange(b)] = True
+        false_neg = matches & ~own
+        logits_i2t = (scale * img @ txt.T).masked_fill(false_neg.T, float("-inf"))
+        logits_t2i = (scale * txt[:b] @ img.T).masked_fill(false_neg[:b], float("-inf"))
+        target = torch.arange(b)
+        loss_con = (F.cross_entropy(logits_i2t, target) + F.cross_entropy(logits_t2i, target)) / 2
+
+        ph = text_embedding(flava, encode_text(flava, phrase_tokens["input_ids"], phrase_tokens["attention_mask"]))
+        ph_logits = phrase_scale.exp() * img @ ph.T + phrase_bias
+        loss_phrase = F.binary_cross_entropy_with_logits(ph_logits, scene_hot)
+
+        img_states = image_out.hidden_states[-1].repeat(2, 1, 1)
+        mm_out = encode_multimodal(flava, img_states, text_out.hidden_states[-1], enc["attention_mask"])
+        itm = itm_logit(model.itm_head, mm_out)
+        itm_target = torch.cat([torch.ones(b), torch.zeros(b)])
+        loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
+
+        loss = loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        # warm-up, then cosine decay over the time budget (estimated in steps as we go)
+        step += 1
+        if step == 20:
+            est_total = int(budget / ((time.time() - start) / 20))
+        total = est_total or 10**9
+        lr_factor = min(1.0, step / settings.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+        for g in opt.param_groups:
+            g["lr"] = settings.lr * lr_factor
+        opt.step()
+        if step % 100 == 0:
+            itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
+            log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
+                f"phrase {loss_phrase.item():.3f} itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f} "
+                f"scale {scale.item():.1f}")
+    model.eval()
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    log(f"saved to {out} after {step} steps, {(time.time() - start) / 60:.1f} min")
+    return {"steps": step, "minutes": (time.time() - start) / 60}

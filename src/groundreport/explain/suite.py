@@ -1,0 +1,151 @@
+"""Run the selected explainers on one pair: one forward, one backward per target kind.
+
+- Caption level: one backward of the caption score for every image-encoder gradient method
+  together (their inputs are unioned), one backward of the ITM logit for every multimodal
+  method together.
+- Phrases: every phrase is encoded as its own text, its cosine with the image embedding is a
+  target, and all K targets share one batched backward (``is_grads_batched``).
+- Words: multimodal methods give a row per text token from the single ITM backward;
+  word-pieces are averaged into words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .base import Explainer
+from .gradients import batched_grads
+from .normalise import normalise
+
+
+@dataclass
+class MethodMaps:
+    """All maps of one method for one pair, each normalised to [0, 1] on the patch grid."""
+
+    caption: np.ndarray  # [gh, gw]
+    words: np.ndarray | None = None  # [W, gh, gw], one per caption word
+    phrases: np.ndarray | None = None  # [K, gh, gw], one per phrase
+    layers: np.ndarray | None = None  # [L, gh, gw], heads averaged (raw attention only)
+    heads: np.ndarray | None = None  # [L, H, gh, gw] (raw attention only)
+
+
+@dataclass
+class PairResult:
+    score: float
+    itm: float | None
+    tokens: list[str]
+    words: list  # models.flava.Word
+    truncated: bool
+    maps: dict[str, MethodMaps] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _phrase_token_rows(words, spans) -> list[list[int]]:
+    """Token indices of the words overlapping each phrase span (empty when unknown)."""
+    out = []
+    for span in spans:
+        rows = []
+        if span is not None:
+            for w in words:
+                if w.span[0] < span[1] and span[0] < w.span[1] and not w.is_punctuation:
+                    rows.extend(w.tokens)
+        out.append(rows)
+    return out
+
+
+def _pool(rows: torch.Tensor, groups: list[list[int]], fallback: torch.Tensor) -> torch.Tensor:
+    """Mean of the token rows in each group; ``fallback`` where a group is empty. -> [G, P]."""
+    if not groups:
+        return rows.new_zeros((0, rows.shape[-1]))
+    return torch.stack([rows[g].mean(0) if g else fallback for g in groups])
+
+
+class Suite:
+    def __init__(self, methods: list[Explainer], caption_target: str = "contrastive"):
+        self.methods = methods
+        self.caption_target = caption_target
+
+    @property
+    def needs_mm(self) -> bool:
+        return self.caption_target == "itm" or any(m.encoder == "multimodal" for m in self.methods)
+
+    def _target_name(self, m: Explainer) -> str | None:
+        if m.target is None:
+            return None
+        return "itm" if m.target == "itm" else self.caption_target
+
+    def run(self, adapter, pixel_values: torch.Tensor, caption: str,
+            phrases: list[tuple[str, tuple[int, int] | None]] = ()) -> PairResult:
+        rec = adapter.forward(pixel_values, caption, need_mm=self.needs_mm)
+        result = PairResult(score=rec.score.item(), itm=None if rec.itm is None else rec.itm.item(),
+                            tokens=rec.tokens, words=rec.words, truncated=rec.truncated)
+        methods = []
+        for m in self.methods:
+            if self._target_name(m) == "itm" and rec.itm is None:
+                result.notes.append(f"{m.name}: skipped, the checkpoint has no ITM head")
+                continue
+            methods.append(m)
+
+        # one backward per caption-level target, over the union of the methods' inputs
+        grads: dict[str, list[torch.Tensor]] = {}
+        for tname in {self._target_name(m) for m in methods} - {None}:
+            users = [m for m in methods if self._target_name(m) == tname]
+            inputs = [x for m in users for x in m.inputs(rec)]
+            flat = batched_grads(rec.target(tname), inputs)
+            i = 0
+            for m in users:
+                n = len(m.inputs(rec))
+                grads[m.name] = flat[i:i + n]
+                i += n
+
+        # phrases as their own texts: K targets, one batched backward for all image methods
+        phrase_grads: dict[str, list[torch.Tensor]] = {}
+        image_grad_methods = [m for m in methods if m.encoder == "image" and m.target is not None]
+        if phrases and image_grad_methods:
+            targets = adapter.phrase_scores(rec, [p for p, _ in phrases])
+            inputs = [x for m in image_grad_methods for x in m.inputs(rec)]
+            flat = batched_grads(targets, inputs)
+            i = 0
+            for m in image_grad_methods:
+                n = len(m.inputs(rec))
+                phrase_grads[m.name] = flat[i:i + n]
+                i += n
+
+        gh, gw = rec.grid
+        word_groups = [w.tokens for w in rec.words]
+        content = [t for w in rec.words if not w.is_punctuation for t in w.tokens] or [t for g in word_groups for t in g]
+        phrase_groups = _phrase_token_rows(rec.words, [s for _, s in phrases])
+        for m in methods:
+            with torch.no_grad():
+                rows = m.rows(rec, grads.get(m.name))  # [K=1, Q, P]
+                if m.encoder == "multimodal":
+                    token_rows = rows[0]
+                    caption_map = token_rows[content].mean(0)
+                    words = _pool(token_rows, word_groups, caption_map)
+                    phrase_maps = _pool(token_rows, phrase_groups, caption_map) if phrases else None
+                else:
+                    caption_map = rows[0, 0]
+                    words = None
+                    if m.name in phrase_grads:
+                        phrase_maps = m.rows(rec, phrase_grads[m.name])[:, 0]
+                    elif phrases:
+                        phrase_maps = caption_map.expand(len(phrases), -1)  # caption-blind: same map
+                    else:
+                        phrase_maps = None
+            out = MethodMaps(caption=normalise(caption_map.reshape(gh, gw).cpu().numpy()))
+            if words is not None:
+                out.words = normalise(words.reshape(-1, gh, gw).cpu().numpy())
+            if phrase_maps is not None:
+                out.phrases = normalise(phrase_maps.reshape(-1, gh, gw).cpu().numpy())
+            if hasattr(m, "per_layer"):
+                per = m.per_layer(rec)  # [L, H, P] or [L, H, T, P]
+                if per.dim() == 4:
+                    per = per[:, :, content].mean(2)
+                heads = per.reshape(per.shape[0], per.shape[1], gh, gw)
+                out.heads = normalise(heads.cpu().numpy())
+                out.layers = normalise(heads.mean(1).cpu().numpy())
+            result.maps[m.name] = out
+        return result

@@ -1,0 +1,1 @@
+"""Grounding metrics: pointing game and box accuracy, with chance baselines."""

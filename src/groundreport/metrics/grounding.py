@@ -1,0 +1,95 @@
+"""Scoring a map against ground-truth boxes, the way the field does.
+
+- Pointing game, phrase-grounding form (as in WWbL): resize the map to the original image,
+  take its argmax; a hit when that pixel lies inside any of the phrase's boxes. No tolerance.
+- Box accuracy: threshold the resized map at ``BOX_THRESHOLD`` of its max, keep the largest
+  connected region, take its bounding box; a hit when IoU >= 0.5 with the union box of the
+  phrase's boxes.
+- Baselines for the same phrases: a random point (expected hit = box-area fraction), the image
+  centre, and a random annotated object of the caption (expected hit = 1 / #objects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+BOX_THRESHOLD = 0.5
+
+
+def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Patch-grid map -> (H, W) float map for an image of ``size`` = (W, H), bilinear."""
+    w, h = size
+    return cv2.resize(np.asarray(m, dtype=np.float32), (int(w), int(h)), interpolation=cv2.INTER_LINEAR)
+
+
+def _inside(x: float, y: float, box) -> bool:
+    return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+
+def union_box(boxes) -> tuple[float, float, float, float]:
+    b = np.asarray(boxes, dtype=np.float64)
+    return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def peak(full: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the map's maximum (first one in row-major order on ties)."""
+    y, x = np.unravel_index(int(np.argmax(full)), full.shape)
+    return int(x), int(y)
+
+
+def map_to_box(full: np.ndarray, threshold: float = BOX_THRESHOLD) -> tuple[int, int, int, int]:
+    """Largest connected region above ``threshold * max``; its bounding box (x1/y1 exclusive)."""
+    top = float(full.max())
+    if top <= 0:
+        h, w = full.shape
+        return 0, 0, w, h
+    mask = (full >= threshold * top).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh = (int(v) for v in stats[best, :4])
+    return x, y, x + bw, y + bh
+
+
+@dataclass
+class PhraseScore:
+    point: tuple[int, int]
+    pointing_hit: bool
+    box: tuple[int, int, int, int]
+    box_iou: float
+
+    @property
+    def box_hit(self) -> bool:
+        return self.box_iou >= 0.5
+
+
+def score_map(m: np.ndarray, image_size: tuple[int, int], boxes) -> PhraseScore:
+    full = resize_map(m, image_size)
+    x, y = peak(full)
+    box = map_to_box(full)
+    return PhraseScore((x, y), any(_inside(x + 0.5, y + 0.5, b) for b in boxes), box, iou(box, union_box(boxes)))
+
+
+def baselines(image_size: tuple[int, int], boxes, n_objects: int) -> dict[str, float]:
+    """Expected hit rates for one phrase: random point, centre point, random object."""
+    w, h = image_size
+    mask = np.zeros((int(h), int(w)), dtype=bool)
+    for b in boxes:
+        x0, y0 = max(0, int(np.floor(b[0]))), max(0, int(np.floor(b[1])))
+        mask[y0:int(np.ceil(b[3])), x0:int(np.ceil(b[2]))] = True
+    return {
+        "random_point": float(mask.mean()),
+        "centre": float(any(_inside(w / 2, h / 2, b) for b in boxes)),
+        "random_object": 1.0 / max(1, n_objects),
+        "box_area": float(mask.mean()),
+    }

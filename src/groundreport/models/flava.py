@@ -1,0 +1,226 @@
+"""FLAVA behind the adapter interface: load, preprocess, one forward that keeps what explainers need.
+
+Multimodal sequence layout (FLAVA has no cross-attention): ``[mm CLS, image CLS, patches…,
+text tokens…]``; text→image maps are the text-token rows against the patch columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from . import flava_parts as parts
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Word:
+    text: str
+    tokens: list[int]  # indices into the text token sequence (0 = [CLS])
+    span: tuple[int, int]  # character offsets in the caption
+
+    @property
+    def is_punctuation(self) -> bool:
+        return not any(ch.isalnum() for ch in self.text)
+
+
+@dataclass
+class ForwardRecord:
+    """Everything explainers read for ONE image-caption pair (batch dimension 1).
+
+    Shapes: N = 1 + P image tokens (CLS first), P = gh*gw patches, T text tokens,
+    S = 1 + N + T multimodal tokens, H heads, D hidden size, E projection size.
+    """
+
+    image_hidden: tuple[torch.Tensor, ...]  # L_img+1 x [1, N, D]; entry l is the input of block l
+    image_attn: tuple[torch.Tensor, ...]  # L_img x [1, H, N, N]
+    mm_attn: tuple[torch.Tensor, ...] | None  # L_mm x [1, H, S, S]
+    image_embed: torch.Tensor  # [1, E], unit norm
+    text_embed: torch.Tensor  # [1, E], unit norm
+    score: torch.Tensor  # [1] cosine of image_embed and text_embed (FLAVA's contrastive score)
+    itm: torch.Tensor | None  # [1] ITM match-minus-mismatch logit, when the checkpoint has the head
+    grid: tuple[int, int]
+    tokens: list[str]
+    words: list[Word]
+    truncated: bool = False
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def mm_text_start(self) -> int:
+        return 2 + self.n_patches  # mm CLS, image CLS, patches
+
+    @property
+    def mm_patch_cols(self) -> slice:
+        return slice(2, 2 + self.n_patches)
+
+    def word_token_rows(self) -> list[list[int]]:
+        return [w.tokens for w in self.words]
+
+    def target(self, name: str) -> torch.Tensor:
+        if name == "itm":
+            if self.itm is None:
+                raise UserError("this checkpoint has no ITM head (load a FlavaForPreTraining checkpoint)")
+            return self.itm
+        return self.score
+
+
+def bundled_demo_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "demo" / "weights"
+
+
+def _weights_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16] if files else "unknown"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for, but CUDA is not available here (use --device cpu)")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown --device {device!r} (auto, cpu, cuda, cuda:N)") from None
+
+
+class FlavaAdapter:
+    family = "flava"
+
+    def __init__(self, model, processor, device: torch.device, dtype: torch.dtype, model_id: str, revision: str):
+        self.model = model
+        self.flava = model.flava if hasattr(model, "flava") else model
+        self.itm_head = getattr(model, "itm_head", None)
+        self.processor = processor
+        self.device = device
+        self.dtype = dtype
+        self.model_id = model_id
+        self.revision = revision
+        cfg = self.flava.config.image_config
+        self.grid = (cfg.image_size // cfg.patch_size, cfg.image_size // cfg.patch_size)
+        self.max_text_len = min(self.flava.config.text_config.max_position_embeddings,
+                                getattr(processor.tokenizer, "model_max_length", 10**6) or 10**6)
+
+    # -- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, name: str, device: str = "auto", dtype: str = "fp32", offline: bool = False) -> "FlavaAdapter":
+        from transformers import AutoConfig, AutoProcessor, FlavaForPreTraining, FlavaModel
+        from transformers.utils import logging as hf_logging
+
+        if dtype not in DTYPES:
+            raise UserError(f"unknown --dtype {dtype!r}; choose fp32, bf16 or fp16")
+        dev = resolve_device(device)
+        if dtype == "fp16" and dev.type == "cpu":
+            raise UserError("--dtype fp16 needs a GPU; on CPU use fp32 or bf16")
+        model_id = name
+        source = str(bundled_demo_path()) if name == "demo" else name
+        local = Path(source).expanduser()
+        if local.exists() and not (local / "config.json").is_file():
+            raise UserError(f"{local}: not a model folder (no config.json; expected the save_pretrained layout)")
+        kwargs = {"local_files_only": True} if offline or local.exists() else {}
+        hf_logging.set_verbosity_error()
+        try:
+            config = AutoConfig.from_pretrained(str(local) if local.exists() else source, **kwargs)
+        except (OSError, ValueError) as e:
+            hint = ("it is not in the local cache (drop --offline to download it)" if offline
+                    else "check the name, or pass a local folder saved with save_pretrained, or --model demo")
+            raise UserError(f"model {name!r} could not be loaded: {hint} ({str(e).splitlines()[0][:160]})") from None
+        if config.model_type != "flava":
+            raise UserError(f"model {name!r} is a {config.model_type!r} model; groundreport supports FLAVA")
+        arch = (config.architectures or ["FlavaModel"])[0]
+        model_cls = FlavaForPreTraining if arch == "FlavaForPreTraining" else FlavaModel
+        src = str(local) if local.exists() else source
+        try:
+            model = model_cls.from_pretrained(src, dtype=DTYPES[dtype], **kwargs)
+            processor = AutoProcessor.from_pretrained(src, **kwargs)
+        except (OSError, ValueError) as e:
+            raise UserError(f"model {name!r} could not be loaded: {str(e).splitlines()[0][:200]}") from None
+        model.to(dev).eval()
+        revision = getattr(config, "_commit_hash", None) or (_weights_hash(local) if local.exists() else "unknown")
+        return cls(model, processor, dev, DTYPES[dtype], model_id, revision)
+
+    def describe(self) -> dict:
+        return {"id": self.model_id, "revision": self.revision, "family": self.family,
+                "class": type(self.model).__name__, "has_itm": self.itm_head is not None,
+                "grid": list(self.grid), "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
+
+    # -- preprocessing -------------------------------------------------------------------
+    def pixel_values(self, images) -> torch.Tensor:
+        px = self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        return px.to(self.device, self.dtype)
+
+    def tokenize(self, texts: list[str]):
+        enc = self.processor.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_len,
+                                       return_tensors="pt", return_offsets_mapping=True)
+        return enc
+
+    def words_of(self, caption: str, enc, row: int = 0) -> tuple[list[str], list[Word]]:
+        tok = self.processor.tokenizer
+        ids = enc["input_ids"][row].tolist()
+        n = int(enc["attention_mask"][row].sum())
+        tokens = tok.convert_ids_to_tokens(ids[:n])
+        offsets = enc["offset_mapping"][row].tolist()[:n]
+        word_ids = enc.word_ids(row)[:n]
+        words: list[Word] = []
+        last = None
+        for t, wid in enumerate(word_ids):
+            if wid is None:
+                continue
+            s, e = offsets[t]
+            if wid == last:
+                words[-1].tokens.append(t)
+                words[-1].span = (words[-1].span[0], e)
+            else:
+                words.append(Word("", [t], (s, e)))
+            last = wid
+        for w in words:
+            w.text = caption[w.span[0]:w.span[1]]
+        return tokens, words
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, pixel_values: torch.Tensor, caption: str, need_mm: bool = True) -> ForwardRecord:
+        """One forward pass for one pair, keeping attentions and hidden states in the graph."""
+        enc = self.tokenize([caption])
+        tokens, words = self.words_of(caption, enc)
+        full_len = len(self.processor.tokenizer(caption)["input_ids"])
+        ids = enc["input_ids"].to(self.device)
+        mask = enc["attention_mask"].to(self.device)
+        with torch.enable_grad():
+            image_out = parts.encode_image(self.flava, pixel_values, output_attentions=True)
+            text_out = parts.encode_text(self.flava, ids, mask)
+            img = parts.image_embedding(self.flava, image_out)
+            txt = parts.text_embedding(self.flava, text_out)
+            mm_attn, itm = None, None
+            if need_mm:
+                mm_out = parts.encode_multimodal(self.flava, image_out.hidden_states[-1],
+                                                 text_out.hidden_states[-1], mask, output_attentions=True)
+                mm_attn = mm_out.attentions
+                if self.itm_head is not None:
+                    itm = parts.itm_logit(self.itm_head, mm_out)
+        return ForwardRecord(
+            image_hidden=image_out.hidden_states, image_attn=image_out.attentions, mm_attn=mm_attn,
+            image_embed=img, text_embed=txt, score=(img * txt).sum(-1), itm=itm, grid=self.grid,
+            tokens=tokens, words=words, truncated=full_len > ids.shape[1],
+        )
+
+    def phrase_scores(self, rec: ForwardRecord, phrases: list[str]) -> torch.Tensor:
+        """Cosine of the pair's image embedding with each phrase encoded as its own text, [K]."""
+        enc = self.tokenize(phrases)
+        with torch.enable_grad():
+            out = parts.encode_text(self.flava, enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
+            emb = parts.text_embedding(self.flava, out)
+            return (rec.image_embed * emb).sum(-1)

@@ -1,0 +1,1 @@
+"""Static site rendering from report/."""
