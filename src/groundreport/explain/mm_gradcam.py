@@ -1,4 +1,4 @@
-"""ALBEF/BLIP-style Grad-CAM on one multimodal block's attention (LAVIS ``compute_gradcam``).
+"""ALBEF/BLIP-style Grad-CAM on one multimodal block (default: second to last)'s attention (LAVIS ``compute_gradcam``).
 
 map = mean over heads of ``attn * relu(grad)`` for the ITM logit, read row by row per text
 token: every word's map from one backward. FLAVA has self-attention only, so the
@@ -15,15 +15,21 @@ class MultimodalGradCAM(Explainer):
     label = "Grad-CAM (multimodal attention, per word)"
     encoder = "multimodal"
     target = "itm"
-    description = "attn x relu(grad) of the ITM logit at the last multimodal block, heads averaged; text rows."
+    description = "attn x relu(grad) of the ITM logit at the second-to-last multimodal block, heads averaged; text rows."
 
-    def __init__(self, block: int = -1):
+    def __init__(self, block: int | None = None):
         self.block = block
 
+    def _block(self, rec) -> int:
+        # The ITM head reads only the mm CLS, so in the LAST block the text rows' attention
+        # cannot change the score: their gradient is exactly zero. One block earlier (as
+        # ALBEF reads block 8 of 12) every text row feeds the CLS through the last block.
+        return self.block if self.block is not None else max(0, len(rec.mm_attn) - 2)
+
     def inputs(self, rec):
-        return [rec.mm_attn[self.block]]
+        return [rec.mm_attn[self._block(rec)]]
 
     def rows(self, rec, grads):
-        attn = rec.mm_attn[self.block].detach().float()  # [1, H, S, S]
+        attn = rec.mm_attn[self._block(rec)].detach().float()  # [1, H, S, S]
         cam = (attn.unsqueeze(0) * grads[0].float().clamp(min=0)).mean(dim=2)[:, 0]  # [K, S, S]
         return cam[:, rec.mm_text_start:, rec.mm_patch_cols]

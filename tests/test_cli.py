@@ -1,0 +1,140 @@
+"""The command line end to end on tiny models saved and reloaded through from_pretrained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from groundreport.cli import app
+
+runner = CliRunner()
+
+
+def _build(args, tmp_path):
+    report, site = tmp_path / "report", tmp_path / "site"
+    res = runner.invoke(app, ["build", *args, "--report", str(report), "--site", str(site), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    return report, site, res.output
+
+
+def _check_site(report: Path, site: Path) -> dict:
+    manifest = json.loads((report / "manifest.json").read_text())
+    assert manifest["schema_version"] == 1
+    assert (site / "index.html").is_file() and (site / ".nojekyll").is_file()
+    for p in manifest["pairs"]:
+        assert (site / "pairs" / f"{p['id']}.html").is_file()
+        assert (report / p["maps"]["file"]).is_file()
+        with np.load(report / p["maps"]["file"]) as z:
+            for method, keys in p["maps"]["keys"].items():
+                cap = z[keys["caption"]]
+                assert cap.dtype == np.float16 and np.isfinite(cap).all()
+    return manifest
+
+
+def test_build_notebook_layout(tiny_model_dir, flickr_csv, tmp_path):
+    report, site, out = _build(["--images", str(flickr_csv.parent / "Images"), "--captions", str(flickr_csv),
+                                "--sample", "2", "--captions-per-image", "2", "--model", str(tiny_model_dir)], tmp_path)
+    m = _check_site(report, site)
+    assert len(m["pairs"]) == 4 and m["dataset"]["format"] == "csv"
+    assert m["model"]["revision"].startswith("sha256:")
+    assert {"model load", "explainers", "image encoding"} <= set(m["timings"])
+    p = m["pairs"][0]
+    assert p["words"] and p["tokens"][0] == "[CLS]" and isinstance(p["score"], float)
+    assert "time per stage" in out
+
+
+def test_build_grounding_jsonl_scores_phrases(tiny_model_dir, grounding_jsonl, tmp_path):
+    report, site, out = _build(["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)], tmp_path)
+    m = _check_site(report, site)
+    s = m["summary"]
+    assert s["phrases"] == sum(len(p["phrases"]) for p in m["pairs"])
+    assert set(s["methods"]) == {x["name"] for x in m["methods"]}
+    assert 0 < s["baselines"]["random_object"] < 1
+    assert "chance: random object" in out
+    index = (site / "index.html").read_text()
+    assert "Random annotated object" in index and "methods.svg" in index
+
+
+def test_build_karpathy_and_model_without_itm(tiny_flavamodel_dir, tmp_path):
+    from conftest import write_scene_images
+
+    write_scene_images(tmp_path / "imgs", 2)
+    data = {"images": [{"filename": f"img{i}.jpg", "split": "test", "sentences": [{"raw": "a red star"}]}
+                       for i in range(2)]}
+    (tmp_path / "k.json").write_text(json.dumps(data))
+    report, site, _ = _build(["--captions", str(tmp_path / "k.json"), "--images", str(tmp_path / "imgs"),
+                              "--model", str(tiny_flavamodel_dir)], tmp_path)
+    m = _check_site(report, site)
+    assert m["model"]["has_itm"] is False
+    assert "mm-relevancy" not in m["pairs"][0]["maps"]["keys"]
+
+
+def test_rerun_reuses_pairs_and_changed_settings_do_not(tiny_model_dir, grounding_jsonl, tmp_path):
+    args = ["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)]
+    report, _, _ = _build(args, tmp_path)
+    first = json.loads((report / "manifest.json").read_text())
+    _, _, out = _build(args, tmp_path)
+    assert "(3 reused" in out
+    second = json.loads((report / "manifest.json").read_text())
+    assert [p["id"] for p in first["pairs"]] == [p["id"] for p in second["pairs"]]
+    _, _, out = _build(args + ["--methods", "gradcam,rollout"], tmp_path)
+    assert "(0 reused" in out
+
+
+def test_render_needs_only_the_report(tiny_model_dir, grounding_jsonl, tmp_path):
+    report, site, _ = _build(["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)], tmp_path)
+    (site / "index.html").unlink()
+    res = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; "
+                          "sys.modules['transformers'] = None; from groundreport.cli import main; main()",
+                          "render", "--report", str(report), "--site", str(site)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (site / "index.html").is_file()
+
+
+def test_explain_one_pair(tiny_model_dir, tmp_path):
+    from conftest import write_scene_images
+
+    write_scene_images(tmp_path, 1)
+    res = runner.invoke(app, ["explain", str(tmp_path / "img0.jpg"), "a man in a red jacket", "--out",
+                              str(tmp_path / "out"), "--model", str(tiny_model_dir), "--phrase", "a red jacket"])
+    assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "out" / "maps.npz") as z:
+        assert z["gradcam/caption"].shape == (4, 4)
+        assert z["mm-relevancy/words"].shape == (6, 4, 4)
+        assert "gradcam/phrase0" in z.files
+    assert (tmp_path / "out" / "gradcam_overlay.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "--captions", "nowhere.txt", "--model", "demo"], "not found"),
+    (["build", "--demo", "--model", "/nonexistent/model/dir", "--offline"], "could not be loaded"),
+    (["build", "--demo", "--methods", "gradcam,magic"], "unknown method"),
+    (["build", "--demo", "--device", "cuda:7"], None),
+    (["render", "--report", "no-such-report"], "run 'groundreport build' first"),
+])
+def test_user_mistakes_are_one_line(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "groundreport", *args], capture_output=True, text=True)
+    if args[-1] == "cuda:7":
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA; the cpu-only error path cannot be shown")
+        message = "CUDA is not available"
+    assert res.returncode == 2, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in res.stderr
+    assert lines[-1].startswith("groundreport: error:") and message in lines[-1]
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from groundreport.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.split() == ["False", "False"], res.stderr

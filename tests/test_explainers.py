@@ -1,0 +1,154 @@
+"""Explainers against independent facts: text conditioning, a second computation, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from groundreport.demo.scenes import make_scene
+from groundreport.explain import DEFAULT_METHODS, REGISTRY, make_methods
+from groundreport.explain.gradients import batched_grads
+from groundreport.explain.normalise import normalise
+from groundreport.explain.suite import Suite
+
+CAPTION_A = "a red circle and a blue square"
+CAPTION_B = "the man in the green jacket"
+
+
+@pytest.fixture(scope="module")
+def pixels(tiny_adapter):
+    return tiny_adapter.pixel_values([make_scene(11, (3, 3), size=96).image])
+
+
+def test_two_captions_give_different_maps(tiny_adapter, pixels):
+    suite = Suite(make_methods(DEFAULT_METHODS))
+    a = suite.run(tiny_adapter, pixels, CAPTION_A)
+    b = suite.run(tiny_adapter, pixels, CAPTION_B)
+    for name, method in REGISTRY.items():
+        diff = np.abs(a.maps[name].caption - b.maps[name].caption).max()
+        if method.caption_blind:
+            # rollout and image-CLS attention never see the text: identical by construction
+            assert diff < 1e-6, name
+        else:
+            assert diff > 1e-3, f"{name} ignores the caption"
+
+
+def test_word_maps_differ_between_words(tiny_adapter, pixels):
+    res = Suite(make_methods(["mm-relevancy", "mm-gradcam", "mm-attention"])).run(tiny_adapter, pixels, CAPTION_A)
+    words = [w.text for w in res.words]
+    assert words == ["a", "red", "circle", "and", "a", "blue", "square"]
+    for name in ("mm-relevancy", "mm-gradcam", "mm-attention"):
+        w = res.maps[name].words
+        assert w.shape == (7, 4, 4)
+        assert np.abs(w[1] - w[5]).max() > 1e-3, name  # "red" vs "blue"
+
+
+def test_word_pieces_merge_into_words(tiny_adapter, pixels):
+    res = Suite(make_methods(["mm-attention"])).run(tiny_adapter, pixels, "a man in a jacket")
+    assert res.tokens == ["[CLS]", "a", "man", "in", "a", "jack", "##et", "[SEP]"]
+    assert [w.text for w in res.words] == ["a", "man", "in", "a", "jacket"]
+    assert res.words[-1].tokens == [5, 6]
+
+
+def test_gradcam_matches_captum(tiny_adapter, pixels):
+    """Our hooked Grad-CAM equals Captum's LayerGradCam on the same layer and target."""
+    captum_attr = pytest.importorskip("captum.attr", reason="captum is a test dependency: pip install -e .[test]")
+    flava = tiny_adapter.flava
+    enc = tiny_adapter.tokenize([CAPTION_A])
+    with torch.no_grad():
+        txt = torch.nn.functional.normalize(flava.text_projection(
+            flava.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[:, 0]), dim=-1)
+    gh, gw = tiny_adapter.grid
+
+    class Probe(torch.nn.Module):  # channels-first view of the patch tokens, for Captum to hook
+        def forward(self, x):
+            return x
+
+    probe = Probe()
+    layers = flava.image_model.encoder.layer
+
+    def score(px):
+        h = flava.image_model.embeddings(px)
+        for blk in layers[:-1]:
+            h = blk(h)[0]
+        cls, patches = h[:, :1], h[:, 1:]
+        grid = probe(patches.transpose(1, 2).reshape(h.shape[0], -1, gh, gw))
+        h = torch.cat([cls, grid.flatten(2).transpose(1, 2)], dim=1)
+        h = flava.image_model.layernorm(layers[-1](h)[0])
+        img = torch.nn.functional.normalize(flava.image_projection(h[:, 0]), dim=-1)
+        return (img * txt).sum(-1, keepdim=True)
+
+    ref = captum_attr.LayerGradCam(score, probe).attribute(pixels, target=0, relu_attributions=True)
+    ref = normalise(ref[0, 0].detach().numpy())
+    ours = Suite(make_methods(["gradcam"])).run(tiny_adapter, pixels, CAPTION_A).maps["gradcam"].caption
+    assert ref.max() > 0
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def _naive_relevancy(adapter, pixels, caption):
+    """Chefer relevancy by the book: retain_grad on each attention map, one .backward()."""
+    enc = adapter.tokenize([caption])
+    flava = adapter.flava
+    out = flava.image_model(pixel_values=pixels, output_attentions=True, output_hidden_states=True)
+    for a in out.attentions:
+        a.retain_grad()
+    img = torch.nn.functional.normalize(flava.image_projection(out.last_hidden_state[:, 0]), dim=-1)
+    t = flava.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[:, 0]
+    (img * torch.nn.functional.normalize(flava.text_projection(t), dim=-1)).sum().backward()
+    n = out.attentions[0].shape[-1]
+    r = torch.eye(n)
+    for a in out.attentions:
+        cam = (a.grad[0] * a[0]).clamp(min=0).mean(0).detach()
+        r = r + cam @ r
+    flava.zero_grad(set_to_none=True)
+    return normalise(r[0, 1:].reshape(adapter.grid).numpy())
+
+
+def test_relevancy_matches_naive_backward(tiny_adapter, pixels):
+    ours = Suite(make_methods(["relevancy"])).run(tiny_adapter, pixels, CAPTION_A).maps["relevancy"].caption
+    np.testing.assert_allclose(ours, _naive_relevancy(tiny_adapter, pixels, CAPTION_A), atol=1e-5)
+
+
+def test_batched_phrase_gradients_equal_one_at_a_time(tiny_adapter, pixels):
+    """K phrase targets in one vmapped backward == K separate backwards (atol 1e-6)."""
+    rec = tiny_adapter.forward(pixels, CAPTION_A)
+    phrases = ["a red circle", "a blue square", "the man", "a green jacket"]
+    inputs = list(rec.image_attn) + [rec.image_hidden[-2]]
+    batched = batched_grads(tiny_adapter.phrase_scores(rec, phrases), inputs)
+    for k, p in enumerate(phrases):
+        single = batched_grads(tiny_adapter.phrase_scores(rec, [p]), inputs)
+        for b, s in zip(batched, single):
+            torch.testing.assert_close(b[k], s[0], atol=1e-6, rtol=1e-5)
+
+
+def test_phrase_maps_come_from_batched_targets(tiny_adapter, pixels):
+    phrases = [("a red circle", (0, 12)), ("a blue square", (17, 30))]
+    res = Suite(make_methods(["gradcam", "relevancy", "mm-relevancy"])).run(tiny_adapter, pixels, CAPTION_A, phrases)
+    for name in ("gradcam", "relevancy", "mm-relevancy"):
+        ph = res.maps[name].phrases
+        assert ph.shape == (2, 4, 4)
+        assert np.abs(ph[0] - ph[1]).max() > 1e-3, name
+
+
+def test_model_without_itm_head_skips_itm_methods(tiny_flavamodel_dir, pixels):
+    from groundreport.models.flava import FlavaAdapter
+
+    adapter = FlavaAdapter.load(str(tiny_flavamodel_dir), device="cpu")
+    assert adapter.itm_head is None
+    res = Suite(make_methods(DEFAULT_METHODS)).run(adapter, pixels, CAPTION_A)
+    assert "mm-relevancy" not in res.maps and "mm-gradcam" not in res.maps
+    assert "mm-attention" in res.maps and "gradcam" in res.maps
+    assert any("no ITM head" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("value", [0.0, 3.5, np.nan])
+def test_constant_or_nan_maps_normalise_to_zero(value):
+    out = normalise(np.full((2, 4, 4), value, dtype=np.float32))
+    assert np.isfinite(out).all() and (out == 0).all()
+
+
+def test_normalise_scales_to_unit_range():
+    m = np.arange(16, dtype=np.float32).reshape(4, 4) - 3
+    out = normalise(m)
+    assert out.min() == 0 and out.max() == 1

@@ -1,0 +1,72 @@
+"""Pointing game and box accuracy on maps whose right answer is known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from groundreport.metrics.grounding import baselines, iou, map_to_box, resize_map, score_map
+from groundreport.metrics.summary import summarise
+
+
+def test_pointing_hit_and_miss():
+    m = np.zeros((4, 4), dtype=np.float32)
+    m[0, 3] = 1.0  # top-right patch of a 4x4 grid on a 100x100 image: pixels x 75..99, y 0..24
+    assert score_map(m, (100, 100), [(70, 0, 100, 30)]).pointing_hit
+    assert not score_map(m, (100, 100), [(0, 0, 50, 50)]).pointing_hit
+    # any box of the phrase counts
+    assert score_map(m, (100, 100), [(0, 0, 10, 10), (70, 0, 100, 30)]).pointing_hit
+
+
+def test_resize_follows_image_aspect():
+    m = np.zeros((4, 4), dtype=np.float32)
+    m[3, 0] = 1.0
+    full = resize_map(m, (200, 40))  # W=200, H=40
+    assert full.shape == (40, 200)
+    y, x = np.unravel_index(np.argmax(full), full.shape)
+    assert x < 50 and y >= 30
+
+
+def test_map_to_box_recovers_a_rectangle():
+    full = np.zeros((100, 100), dtype=np.float32)
+    full[20:60, 30:90] = 1.0
+    full[0:5, 0:5] = 0.9  # a smaller second region is ignored
+    assert map_to_box(full) == (30, 20, 90, 60)
+
+
+def test_box_accuracy_uses_union_of_boxes():
+    m = np.zeros((10, 10), dtype=np.float32)
+    m[2:6, 2:8] = 1.0
+    s = score_map(m, (10, 10), [(2, 2, 5, 6), (5, 2, 8, 6)])
+    assert s.box == (2, 2, 8, 6) and s.box_iou == pytest.approx(1.0) and s.box_hit
+
+
+def test_iou_basic():
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+
+
+def test_constant_map_does_not_crash():
+    s = score_map(np.zeros((4, 4), dtype=np.float32), (64, 64), [(0, 0, 16, 16)])
+    assert s.box == (0, 0, 64, 64)
+
+
+def test_baselines():
+    b = baselines((100, 100), [(0, 0, 50, 50)], n_objects=4)
+    assert b["random_point"] == pytest.approx(0.25)
+    assert b["centre"] == 0.0  # centre (50, 50) is outside [0, 50)
+    assert b["random_object"] == 0.25
+    assert baselines((100, 100), [(40, 40, 60, 60)], 1)["centre"] == 1.0
+
+
+def test_summary_averages_over_phrases():
+    pairs = [{"phrases": [
+        {"scores": {"m": {"pointing": True, "box_iou": 0.7}}, "baselines": {"random_point": 0.2}},
+        {"scores": {"m": {"pointing": False, "box_iou": 0.1}}, "baselines": {"random_point": 0.4}},
+        {"scores": {}, "baselines": None},  # a phrase without boxes is not scored
+    ]}]
+    s = summarise(pairs)
+    assert s["phrases"] == 2
+    assert s["methods"]["m"] == {"pointing": 0.5, "box_accuracy": 0.5}
+    assert s["baselines"]["random_point"] == pytest.approx(0.3)
+    assert summarise([{"phrases": []}]) is None
