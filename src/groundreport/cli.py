@@ -32,15 +32,15 @@ def _print_summary(summary: dict | None, methods: list[dict]) -> None:
         return
     b = summary["baselines"]
     typer.echo(f"\nGrounding on {summary['phrases']} phrases (pointing game: argmax inside a box; box acc: IoU>=0.5)")
-    typer.echo(f"  {'method':<38} pointing  box-acc")
+    typer.echo(f"  {'method':<44} pointing  box-acc")
     for m in methods:
         s = summary["methods"].get(m["name"])
         if s:
             blind = "  (ignores caption)" if m["caption_blind"] else ""
-            typer.echo(f"  {m['label']:<38} {s['pointing']:8.3f} {s['box_accuracy']:8.3f}{blind}")
-    typer.echo(f"  {'chance: random object':<38} {b.get('random_object', float('nan')):8.3f}")
-    typer.echo(f"  {'chance: random point':<38} {b['random_point']:8.3f}")
-    typer.echo(f"  {'chance: image centre':<38} {b['centre']:8.3f}")
+            typer.echo(f"  {m['label']:<44} {s['pointing']:8.3f} {s['box_accuracy']:8.3f}{blind}")
+    typer.echo(f"  {'chance: random object':<44} {b.get('random_object', float('nan')):8.3f}")
+    typer.echo(f"  {'chance: random point':<44} {b['random_point']:8.3f}")
+    typer.echo(f"  {'chance: image centre':<44} {b['centre']:8.3f}")
 
 
 @app.command()
@@ -168,6 +168,26 @@ def explain(
     typer.echo(f"wrote {len(arrays)} maps and {2 * len(ex.maps)} images to {out}")
 
 
+@app.command()
+def publish(
+    site: Path = typer.Option(Path("site"), help="The rendered gallery."),
+    repo: Path = typer.Option(Path("."), help="The git repository whose branch receives the site."),
+    remote: str = typer.Option("origin", help="Remote to push to."),
+    branch: str = typer.Option("gh-pages", help="Branch to write (replaced by the site's files)."),
+    message: str = typer.Option("Update groundreport gallery", help="Commit message on the branch."),
+    push: bool = typer.Option(True, help="Push after committing."),
+    cname: Optional[str] = typer.Option(None, help="Write a CNAME file for a custom domain."),
+):
+    """Commit site/ to the gh-pages branch (ghp-import) and push it: GitHub Pages serves it as is."""
+    from .publish import publish as do_publish
+
+    try:
+        do_publish(site, repo, remote, branch, message, push, cname)
+    except UserError as e:
+        _fail(str(e))
+    typer.echo(f"published {site} to {branch}" + (f" and pushed to {remote}" if push else " (not pushed)"))
+
+
 @app.command("eval")
 def evaluate(
     model: str = typer.Option("demo", help="Hub id, local folder, or 'demo'."),
@@ -223,7 +243,12 @@ def demo_train(
     from .demo.train import TrainSettings, train
 
     train(TrainSettings(out_dir=out, minutes=minutes, seed=seed, threads=threads), log=typer.echo)
-    typer.echo(f"next: groundreport eval --model {out}")
+    from .demo.retrieval import image_to_text_top1
+    from .models.flava import FlavaAdapter
+
+    top1 = image_to_text_top1(FlavaAdapter.load(str(out), device="cpu"))
+    typer.echo(f"held-out image->text retrieval, top-1 of 100 captions: {top1:.2f}")
+    typer.echo(f"pointing scores: groundreport eval --model {out} --scenes 300")
 
 
 def main() -> None:
