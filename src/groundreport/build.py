@@ -123,6 +123,8 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     timer = Timer()
     report = Path(cfg.report)
     report.mkdir(parents=True, exist_ok=True)
+    for stale in report.rglob(".*.tmp"):  # temp files of a run killed mid-write
+        stale.unlink(missing_ok=True)
     methods = make_methods(cfg.methods)
     if cfg.target not in ("contrastive", "itm"):
         raise UserError(f"unknown --target {cfg.target!r}; choose contrastive or itm")
@@ -195,6 +197,8 @@ def _version(pkg: str) -> str:
 
 
 def _compute_pair(adapter, suite, cfg, pair, image, image_sha, pid, report, timer, write_display_image, write_pair):
+    import torch
+
     t = time.perf_counter()
     try:
         pixels = adapter.pixel_values([image])
@@ -203,7 +207,13 @@ def _compute_pair(adapter, suite, cfg, pair, image, image_sha, pid, report, time
     timer.add("preprocess", time.perf_counter() - t)
     phrases = [(p.text, p.span) for p in pair.caption.phrases]
     t = time.perf_counter()
-    result = suite.run(adapter, pixels, pair.caption.text, phrases)
+    try:
+        result = suite.run(adapter, pixels, pair.caption.text, phrases)
+    except torch.OutOfMemoryError:
+        # pairs run one at a time, so there is no smaller batch to retry with: free and skip
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise BadInput("out of GPU memory for this pair (try --dtype bf16 or fewer --methods)") from None
     timer.add("explainers", time.perf_counter() - t)
     t = time.perf_counter()
     image_rel, thumb_rel = write_display_image(report, image, image_sha[:12])

@@ -105,6 +105,9 @@ def _run_build(cfg, site: Path, strict: bool, progress: bool) -> None:
                f"skipped {len(manifest['skipped'])}")
     for s in manifest["skipped"]:
         typer.echo(f"  skipped {s['item']}: {s['reason']}")
+    truncated = sum(1 for p in manifest["pairs"] if p["truncated"])
+    if truncated:
+        typer.echo(f"  {truncated} caption(s) were longer than the model's text limit and were truncated")
     _print_summary(manifest["summary"], manifest["methods"])
     typer.echo("\ntime per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     typer.echo(f"site: {site / 'index.html'}")

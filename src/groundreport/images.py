@@ -50,7 +50,7 @@ def load_rgb(path: Path) -> Image.Image:
     except BadInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadInput("image refused as a decompression bomb") from None
+        raise BadInput("image too large: refused as a possible decompression bomb") from None
     except UnidentifiedImageError:
         raise BadInput("not an image file (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as e:
