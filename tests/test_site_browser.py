@@ -121,8 +121,8 @@ def test_pair_page_word_chip_changes_the_map(browser, site):
     assert "word" in page.inner_text("#showing")
     page.locator(".thumb").first.click()
     assert page.locator("#head-row canvas").count() >= 2
-    page.keyboard.press("ArrowRight")
-    page.wait_for_load_state("load")
+    with page.expect_navigation():
+        page.keyboard.press("ArrowRight")
     assert page.url != (site / href).as_uri()
     assert ev["errors"] == [] and ev["failed"] == [] and ev["external"] == [] and ev["dialogs"] == []
 

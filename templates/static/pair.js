@@ -68,13 +68,23 @@
       }
     }
   }
+  function setMethod(name) {
+    state.method = name;
+    radios.forEach(function (r) { r.checked = r.value === name; });
+  }
   function update() {
-    var m = data.maps[state.method], b64 = m.caption, note = "";
-    if (state.kind !== "caption") {
-      var arr = m[state.kind];
-      if (arr) b64 = arr[state.index];
-      else note = " (this method has no per-" + (state.kind === "words" ? "word" : "phrase") + " maps; showing its caption map)";
+    var note = "";
+    if (state.kind !== "caption" && !data.maps[state.method][state.kind]) {
+      // the chosen method has no map at this level: switch to the first method that has one
+      var alt = radios.map(function (r) { return r.value; }).filter(function (n) { return data.maps[n][state.kind]; })[0];
+      if (alt) {
+        note = " (switched from " + methodLabel(state.method) + ", which has no per-" +
+               (state.kind === "words" ? "word" : "phrase") + " maps)";
+        setMethod(alt);
+      }
     }
+    var m = data.maps[state.method], b64 = m.caption;
+    if (state.kind !== "caption" && m[state.kind]) b64 = m[state.kind][state.index];
     paint(heat, b64, 256);
     showing.textContent = methodLabel(state.method) + " \u00b7 " + chipText() + note;
     var ov = data.overlays[state.method];
@@ -159,8 +169,11 @@
     else if (e.key === "ArrowRight" && (link = document.getElementById("next"))) location.href = link.href;
     else if (e.key === "Escape") location.href = "../index.html";
     else if (e.key === "m") {
-      var i = radios.findIndex(function (r) { return r.checked; });
-      var r = radios[(i + 1) % radios.length]; r.checked = true; state.method = r.value; update();
+      // cycle among the methods that have a map for the current selection
+      var names = radios.map(function (r) { return r.value; }).filter(function (n) {
+        return state.kind === "caption" || data.maps[n][state.kind];
+      });
+      setMethod(names[(names.indexOf(state.method) + 1) % names.length]); update();
     } else if (e.key === "w") {
       var words = Array.prototype.slice.call(document.querySelectorAll('.chip[data-kind="words"]'));
       if (!words.length) return;
