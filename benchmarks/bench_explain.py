@@ -26,7 +26,6 @@ PHRASES = ["a man", "a red jacket", "a small dog", "the old blue door"]
 
 
 def build_adapter(device: str, dtype: torch.dtype):
-    from PIL import Image  # noqa: F401  (processor backend)
     from transformers import BertTokenizer, FlavaConfig, FlavaForPreTraining, FlavaProcessor
     from transformers.models.flava.image_processing_pil_flava import FlavaImageProcessorPil
 

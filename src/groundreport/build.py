@@ -11,7 +11,8 @@ import hashlib
 import json
 import platform
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -114,7 +115,6 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     """Compute every sampled pair into ``cfg.report`` and write its manifest. Returns the manifest."""
     import torch
 
-    from .artifacts import write_display_image, write_pair
     from .explain import make_methods
     from .explain.suite import Suite
     from .metrics.summary import summarise
@@ -140,10 +140,11 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(pairs), desc="explaining", unit="pair")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # decoding runs ahead in worker threads while the model works on the previous pair
+    # decoding runs ahead in worker threads (a bounded window, so memory stays flat) and
+    # artifact encoding runs behind in a writer thread, both overlapping the model's work
+    with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as writer:
         t_wait = time.perf_counter()
-        for pair, image, image_sha, error in pool.map(_load, pairs):
+        for pair, image, image_sha, error in prefetch(readers, _load, pairs, ahead=4):
             timer.add("image decode (waited)", time.perf_counter() - t_wait)
             where = f"{pair.example.image_path.name} #{pair.caption_index}"
             if error:
@@ -156,13 +157,15 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
                     reused += 1
                 else:
                     try:
-                        entries.append(_compute_pair(adapter, suite, cfg, pair, image, image_sha, pid, report,
-                                                     timer, write_display_image, write_pair))
+                        result = _explain_pair(adapter, suite, pair, image, timer)
+                        entries.append(writer.submit(_write_pair_entry, report, pair, image, image_sha, pid,
+                                                     result, timer))
                     except BadInput as e:
                         skipped.append((where, str(e)))
             if bar:
                 bar.update(1)
             t_wait = time.perf_counter()
+        entries = [e.result() if isinstance(e, Future) else e for e in entries]
     if bar:
         bar.close()
     if not entries:
@@ -196,13 +199,28 @@ def _version(pkg: str) -> str:
         return "unknown"
 
 
-def _compute_pair(adapter, suite, cfg, pair, image, image_sha, pid, report, timer, write_display_image, write_pair):
+def prefetch(pool, fn, items, ahead: int):
+    """``map(fn, items)`` in ``pool`` with at most ``ahead`` results in flight, in order."""
+    window: deque[Future] = deque()
+    it = iter(items)
+    for item in it:
+        window.append(pool.submit(fn, item))
+        if len(window) >= ahead:
+            break
+    while window:
+        yield window.popleft().result()
+        nxt = next(it, None)
+        if nxt is not None:
+            window.append(pool.submit(fn, nxt))
+
+
+def _explain_pair(adapter, suite, pair, image, timer):
     import torch
 
     t = time.perf_counter()
     try:
         pixels = adapter.pixel_values([image])
-    except Exception as e:  # the processor rejects some degenerate images (e.g. 1-pixel-wide)
+    except Exception as e:  # the processor rejects some degenerate images
         raise BadInput(f"image could not be preprocessed ({str(e).splitlines()[0][:100]})") from None
     timer.add("preprocess", time.perf_counter() - t)
     phrases = [(p.text, p.span) for p in pair.caption.phrases]
@@ -215,6 +233,13 @@ def _compute_pair(adapter, suite, cfg, pair, image, image_sha, pid, report, time
             torch.cuda.empty_cache()
         raise BadInput("out of GPU memory for this pair (try --dtype bf16 or fewer --methods)") from None
     timer.add("explainers", time.perf_counter() - t)
+    return result
+
+
+def _write_pair_entry(report, pair, image, image_sha, pid, result, timer) -> dict:
+    """Writer-thread part: overlays, arrays, then entry.json (last: it marks the pair done)."""
+    from .artifacts import write_display_image, write_pair
+
     t = time.perf_counter()
     image_rel, thumb_rel = write_display_image(report, image, image_sha[:12])
     npz_rel, index, overlays = write_pair(report, pid, image, result.maps)

@@ -7,7 +7,6 @@ CLS token is projected), so Grad-CAM there would be identically zero.
 
 from __future__ import annotations
 
-import torch
 
 from .base import Explainer
 
