@@ -6,31 +6,12 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
-from ..errors import BadInput, UserError
-from ..records import Caption, Example
-from .paths import resolve_inside
+from ..errors import UserError
+from ..records import Example
+from .grouping import examples_from_rows
 from .text import read_text
-
-
-def _examples(pairs, images: Path, skipped: list[tuple[str, str]]) -> list[Example]:
-    grouped: OrderedDict[str, list[str]] = OrderedDict()
-    for where, name, text in pairs:
-        if not text:
-            skipped.append((where, "empty caption"))
-            continue
-        texts = grouped.setdefault(name, [])
-        if text not in texts:
-            texts.append(text)
-    out = []
-    for name, texts in grouped.items():
-        try:
-            out.append(Example(Path(name).stem, resolve_inside(images, name), [Caption(t) for t in texts]))
-        except BadInput as e:
-            skipped.append((name, str(e)))
-    return out
 
 
 def load_token_file(path: Path, images: Path, skipped: list[tuple[str, str]]) -> list[Example]:
@@ -43,7 +24,7 @@ def load_token_file(path: Path, images: Path, skipped: list[tuple[str, str]]) ->
             skipped.append((f"{path.name}:{line_no}", "no TAB between image#n and caption"))
             continue
         pairs.append((f"{path.name}:{line_no}", key.split("#", 1)[0].strip(), text.strip()))
-    return _examples(pairs, images, skipped)
+    return examples_from_rows(pairs, images, skipped)
 
 
 def load_pipe_csv(path: Path, images: Path, skipped: list[tuple[str, str]]) -> list[Example]:
@@ -60,4 +41,4 @@ def load_pipe_csv(path: Path, images: Path, skipped: list[tuple[str, str]]) -> l
             skipped.append((f"{path.name}:{line_no}", "row has fewer than 3 '|' columns"))
             continue
         pairs.append((f"{path.name}:{line_no}", cols[0].strip(), "|".join(cols[2:]).strip()))
-    return _examples(pairs, images, skipped)
+    return examples_from_rows(pairs, images, skipped)
