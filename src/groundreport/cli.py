@@ -238,14 +238,15 @@ def evaluate(
 @demo_app.command("train")
 def demo_train(
     out: Path = typer.Option(Path("demo-model"), help="Where to save the trained model."),
-    minutes: float = typer.Option(35.0, help="Training time budget."),
+    minutes: float = typer.Option(45.0, help="Time cap."),
+    steps: Optional[int] = typer.Option(None, help="Optimiser steps (the schedule); default: fill the time cap."),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2),
 ):
     """Train the demo FLAVA from scratch on synthetic scenes (captions only, no boxes)."""
     from .demo.train import TrainSettings, train
 
-    train(TrainSettings(out_dir=out, minutes=minutes, seed=seed, threads=threads), log=typer.echo)
+    train(TrainSettings(out_dir=out, minutes=minutes, steps=steps, seed=seed, threads=threads), log=typer.echo)
     from .demo.retrieval import image_to_text_top1
     from .models.flava import FlavaAdapter
 

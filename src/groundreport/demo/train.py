@@ -28,7 +28,8 @@ PHRASE_INDEX = {p: i for i, p in enumerate(ALL_PHRASES)}
 @dataclass
 class TrainSettings:
     out_dir: Path
-    minutes: float = 30.0
+    minutes: float = 30.0  # a cap; with ``steps`` set, the schedule is in steps (reproducible)
+    steps: int | None = None
     pool_size: int = 24000
     batch_size: int = 128
     lr: float = 1e-3
@@ -130,7 +131,7 @@ def train(settings: TrainSettings, log=print) -> dict:
     model.train()
     while True:
         elapsed = time.time() - start
-        if elapsed > budget:
+        if elapsed > budget or (settings.steps is not None and step >= settings.steps):
             break
         idx = torch.randint(0, len(pool), (settings.batch_size,))
         pos_objs, neg_objs = [], []
@@ -179,9 +180,12 @@ def train(settings: TrainSettings, log=print) -> dict:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         # warm-up, then cosine decay over the time budget (estimated in steps as we go)
         step += 1
-        if step == 20:
-            est_total = int(budget / ((time.time() - start) / 20))
-        total = est_total or 10**9
+        if settings.steps is not None:
+            total = settings.steps
+        else:
+            if step == 20:
+                est_total = int(budget / ((time.time() - start) / 20))
+            total = est_total or 10**9
         lr_factor = min(1.0, step / settings.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
         for g in opt.param_groups:
             g["lr"] = settings.lr * lr_factor
