@@ -98,6 +98,20 @@ def resolve_device(device: str) -> torch.device:
         raise UserError(f"unknown --device {device!r} (auto, cpu, cuda, cuda:N)") from None
 
 
+def _check_geometry(image_processor, name: str) -> None:
+    """Maps are drawn over the whole image, which holds when the processor resizes to a fixed
+    height x width and any centre crop keeps all of it (FLAVA's default). Refuse otherwise
+    rather than score maps against the wrong pixels."""
+    size = getattr(image_processor, "size", None) or {}
+    crop = getattr(image_processor, "crop_size", None) or {}
+    resize_ok = not getattr(image_processor, "do_resize", True) or ("height" in size and "width" in size)
+    crop_ok = not getattr(image_processor, "do_center_crop", False) or (
+        "height" in size and crop.get("height", 0) >= size["height"] and crop.get("width", 0) >= size["width"])
+    if not (resize_ok and crop_ok):
+        raise UserError(f"model {name!r}: its image processor crops (size={dict(size)}, crop_size={dict(crop)}); "
+                        "groundreport needs a processor that keeps the whole image")
+
+
 class FlavaAdapter:
     family = "flava"
 
@@ -149,6 +163,7 @@ class FlavaAdapter:
             processor = AutoProcessor.from_pretrained(src, **kwargs)
         except (OSError, ValueError) as e:
             raise UserError(f"model {name!r} could not be loaded: {str(e).splitlines()[0][:200]}") from None
+        _check_geometry(processor.image_processor, name)
         model.to(dev).eval()
         revision = getattr(config, "_commit_hash", None) or (_weights_hash(local) if local.exists() else "unknown")
         return cls(model, processor, dev, DTYPES[dtype], model_id, revision)
