@@ -191,6 +191,28 @@ def publish(
     typer.echo(f"published {site} to {branch}" + (f" and pushed to {remote}" if push else " (not pushed)"))
 
 
+@app.command()
+def download(
+    name: str = typer.Argument(..., help="Dataset to fetch: flickr30k."),
+    dest: Path = typer.Option(Path("flickr30k"), help="Destination: DEST/Images and DEST/captions.txt."),
+    base_url: Optional[str] = typer.Option(None, help="Mirror URL holding flickr30k_part00..02."),
+    keep_parts: bool = typer.Option(False, help="Keep the downloaded parts after unpacking."),
+    progress: bool = typer.Option(True),
+):
+    """Download Flickr30k (the notebook's archive), resumably, and unpack it atomically."""
+    from .download import FLICKR30K_BASE_URL, download_flickr30k
+
+    if name != "flickr30k":
+        _fail(f"unknown dataset {name!r}; available: flickr30k")
+    try:
+        images, captions = download_flickr30k(dest, base_url or FLICKR30K_BASE_URL, progress=progress,
+                                              keep_parts=keep_parts)
+    except UserError as e:
+        _fail(str(e))
+    typer.echo(f"ready: {images} and {captions}\n"
+               f"next: groundreport build --images {images} --captions {captions}")
+
+
 @app.command("eval")
 def evaluate(
     model: str = typer.Option("demo", help="Hub id, local folder, or 'demo'."),
