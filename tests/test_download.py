@@ -112,3 +112,28 @@ def test_cli_download_then_build_reads_it(server, tmp_path):
 def test_missing_file_is_one_clear_error(server, tmp_path):
     with pytest.raises(UserError, match="HTTP 404"):
         download_flickr30k(tmp_path / "x", server.url + "nothing-here/", parts=("nope",), progress=False)
+
+
+def test_hf_source_writes_the_notebook_layout(tmp_path, monkeypatch):
+    """The conversion from HF rows to the notebook layout. The hub itself is out of reach here,
+    so ``datasets.load_dataset`` is replaced by a stand-in that streams rows of the real columns."""
+    import types
+
+    rows = [{"image": Image.new("RGB", (8, 8), (i * 50, 0, 0)), "caption": [f"cap {i} a", f"cap {i}, b"],
+             "split": "test" if i % 2 == 0 else "train", "filename": f"{1000 + i}.jpg", "img_id": str(i)}
+            for i in range(6)]
+
+    class Stream(list):
+        def shuffle(self, seed, buffer_size):
+            return Stream(reversed(self))
+
+    fake = types.ModuleType("datasets")
+    fake.load_dataset = lambda repo, split, streaming: Stream(rows)
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    from groundreport.datasets import load_dataset
+    from groundreport.download import download_flickr30k_hf
+
+    images, captions = download_flickr30k_hf(tmp_path / "hf", split="test", limit=2, progress=False)
+    assert sorted(p.name for p in images.iterdir()) == ["1002.jpg", "1004.jpg"]  # test rows only, 2 of them
+    fmt, ex = load_dataset(captions, None)
+    assert fmt == "csv" and [c.text for c in ex[0].captions] == ["cap 4 a", "cap 4, b"]

@@ -197,16 +197,25 @@ def download(
     dest: Path = typer.Option(Path("flickr30k"), help="Destination: DEST/Images and DEST/captions.txt."),
     base_url: Optional[str] = typer.Option(None, help="Mirror URL holding flickr30k_part00..02."),
     keep_parts: bool = typer.Option(False, help="Keep the downloaded parts after unpacking."),
+    source: str = typer.Option("github", help="github (the notebook's zip) or hf (nlphuji/flickr30k via datasets)."),
+    split: str = typer.Option("test", help="With --source hf: train, val, test or all."),
+    limit: int = typer.Option(0, help="With --source hf: stream only this many images (0 = all), shuffled by --seed."),
+    seed: int = typer.Option(0),
     progress: bool = typer.Option(True),
 ):
     """Download Flickr30k (the notebook's archive), resumably, and unpack it atomically."""
-    from .download import FLICKR30K_BASE_URL, download_flickr30k
+    from .download import FLICKR30K_BASE_URL, download_flickr30k, download_flickr30k_hf
 
     if name != "flickr30k":
         _fail(f"unknown dataset {name!r}; available: flickr30k")
+    if source not in ("github", "hf"):
+        _fail(f"unknown --source {source!r}; choose github or hf")
     try:
-        images, captions = download_flickr30k(dest, base_url or FLICKR30K_BASE_URL, progress=progress,
-                                              keep_parts=keep_parts)
+        if source == "hf":
+            images, captions = download_flickr30k_hf(dest, split, limit or None, seed, progress=progress)
+        else:
+            images, captions = download_flickr30k(dest, base_url or FLICKR30K_BASE_URL, progress=progress,
+                                                  keep_parts=keep_parts)
     except UserError as e:
         _fail(str(e))
     typer.echo(f"ready: {images} and {captions}\n"

@@ -135,3 +135,55 @@ def download_flickr30k(dest: Path, base_url: str = FLICKR30K_BASE_URL, parts=FLI
         for f in files:
             f.unlink()
     return images, captions
+
+
+def download_flickr30k_hf(dest: Path, split: str = "test", limit: int | None = None, seed: int = 0,
+                          repo: str = "nlphuji/flickr30k", progress: bool = True) -> tuple[Path, Path]:
+    """Stream a Hugging Face copy (columns ``image``, ``caption`` list, ``split``, ``filename``),
+    writing only the rows taken, in the notebook layout. Needs the optional ``datasets``."""
+    import csv
+    import io
+    import itertools
+
+    try:
+        import datasets
+    except ImportError:
+        raise UserError("--source hf needs the 'datasets' package: pip install 'groundreport[hf]'") from None
+    dest = Path(dest)
+    images, captions = dest / "Images", dest / "captions.txt"
+    if images.exists() or captions.exists():
+        raise UserError(f"{dest} already holds Images/ or captions.txt; choose another --dest")
+    try:
+        stream = datasets.load_dataset(repo, split="test", streaming=True)  # one HF split; the column says which
+    except Exception as e:  # the hub client raises many types; all mean "could not stream it"
+        raise UserError(f"could not stream {repo}: {str(e).splitlines()[0][:160]}") from None
+    if limit:
+        stream = stream.shuffle(seed=seed, buffer_size=1000)
+    rows = (r for r in stream if split == "all" or r.get("split") == split)
+    rows = itertools.islice(rows, limit) if limit else rows
+    tmp = dest / ".hf-download"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "Images").mkdir(parents=True)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["image", "caption"])
+    n = 0
+    if progress:
+        from tqdm import tqdm
+        rows = tqdm(rows, total=limit, unit="image", desc=repo)
+    for r in rows:
+        name = PurePosixPath(str(r["filename"])).name
+        r["image"].convert("RGB").save(tmp / "Images" / name, "JPEG", quality=95)
+        for c in r["caption"]:
+            writer.writerow([name, c])
+        n += 1
+    if n == 0:
+        shutil.rmtree(tmp)
+        raise UserError(f"no rows of split {split!r} in {repo}")
+    (tmp / "captions.txt").write_text(out.getvalue(), encoding="utf-8")
+    dest.mkdir(parents=True, exist_ok=True)
+    (tmp / "Images").replace(images)
+    (tmp / "captions.txt").replace(captions)
+    tmp.rmdir()
+    return images, captions
