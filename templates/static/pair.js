@@ -16,22 +16,24 @@
     for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
   }
-  function smallCanvas(b64) {
+  function smallCanvas(b64, fade) {
+    // fade: low values turn transparent so the photo shows through where the map is cold
     var v = bytes(b64), c = document.createElement("canvas");
     c.width = gw; c.height = gh;
     var ctx = c.getContext("2d"), img = ctx.createImageData(gw, gh);
     for (var i = 0; i < v.length; i++) {
       img.data[4 * i] = lut[3 * v[i]]; img.data[4 * i + 1] = lut[3 * v[i] + 1];
-      img.data[4 * i + 2] = lut[3 * v[i] + 2]; img.data[4 * i + 3] = 255;
+      img.data[4 * i + 2] = lut[3 * v[i] + 2]; img.data[4 * i + 3] = fade ? 40 + Math.round(0.84 * v[i]) : 255;
     }
     ctx.putImageData(img, 0, 0);
     return c;
   }
-  function paint(target, b64, size) {
+  function paint(target, b64, size, fade) {
     target.width = size; target.height = Math.round(size * target.dataset.aspect || size);
     var ctx = target.getContext("2d");
     ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(smallCanvas(b64), 0, 0, target.width, target.height);
+    ctx.clearRect(0, 0, target.width, target.height);
+    ctx.drawImage(smallCanvas(b64, fade), 0, 0, target.width, target.height);
   }
   function methodLabel(name) {
     var el = document.querySelector('#methods input[value="' + name + '"]');
@@ -85,7 +87,7 @@
     }
     var m = data.maps[state.method], b64 = m.caption;
     if (state.kind !== "caption" && m[state.kind]) b64 = m[state.kind][state.index];
-    paint(heat, b64, 256);
+    paint(heat, b64, 256, true);
     showing.textContent = methodLabel(state.method) + " \u00b7 " + chipText() + note;
     var ov = data.overlays[state.method];
     if (ov) {
@@ -185,6 +187,6 @@
   });
 
   state.method = radios.length ? radios[0].value : Object.keys(data.maps)[0];
-  heat.style.opacity = 0.6;
+  heat.style.opacity = 0.85;
   update();
 })();
