@@ -286,7 +286,14 @@ def demo_train(
     typer.echo(f"pointing scores: groundreport eval --model {out} --scenes 300")
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: finished pairs stay valid
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except KeyboardInterrupt:
