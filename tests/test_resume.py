@@ -56,3 +56,23 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
             assert za.files == zb.files
             for k in za.files:
                 np.testing.assert_array_equal(za[k], zb[k])
+
+
+def test_sigterm_stops_cleanly_and_leaves_a_consistent_report(tiny_model_dir, tmp_path):
+    scenes = write_scene_images(tmp_path / "Images", 24)
+    rows = ["image,caption"] + [f'img{i}.jpg,"{s.caption}"' for i, s in enumerate(scenes)]
+    (tmp_path / "captions.txt").write_text("\n".join(rows) + "\n")
+    report = tmp_path / "r"
+    proc = subprocess.Popen(_cmd(tiny_model_dir, tmp_path, report), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(report.glob("pairs/*/entry.json"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    for entry in report.glob("pairs/*/entry.json"):  # every finished pair points at files that exist
+        e = json.loads(entry.read_text())
+        assert (report / e["maps"]["file"]).is_file() and (report / e["image"]).is_file()
+        assert all((report / p).is_file() for o in e["overlays"].values() for p in o.values())

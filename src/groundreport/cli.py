@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -286,16 +285,16 @@ def demo_train(
     typer.echo(f"pointing scores: groundreport eval --model {out} --scenes 300")
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: finished pairs stay valid
+def _interrupted(signum, frame):
+    # Ctrl-C and SIGTERM end a run the same way; typer turns the exception into exit 130.
+    # Every file is written atomically, so what finished stays valid and a rerun resumes.
+    typer.echo("groundreport: interrupted; finished pairs are kept and rerunning the command resumes", err=True)
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     import signal
 
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("groundreport: interrupted; finished pairs are kept and a rerun resumes", err=True)
-        sys.exit(130)
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
+    app()
