@@ -240,29 +240,35 @@ def evaluate(
     progress: bool = typer.Option(True),
 ):
     """Score every method's maps against boxes (pointing game, box accuracy) next to chance."""
+    try:
+        summary = _evaluate(model, captions, images, dataset, split, scenes, sample, seed, _methods(methods),
+                            target, report, device, offline, progress)
+    except UserError as e:
+        _fail(str(e))
+    if not summary["summary"]:
+        _fail("nothing to score: no phrase in this data has a box")
+    _print_summary(summary["summary"], summary["methods"])
+
+
+def _evaluate(model, captions, images, dataset, split, scenes, sample, seed, methods, target, report, device,
+              offline, progress) -> dict:
     import tempfile
 
     from .build import BuildConfig, compute
     from .datasets import load_dataset
 
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            if captions is None:
-                from .demo.scenes import HELDOUT_SEED_BASE, write_grounding_jsonl
+    with tempfile.TemporaryDirectory() as tmp:
+        if captions is None:
+            from .demo.scenes import HELDOUT_SEED_BASE, write_grounding_jsonl
 
-                captions = write_grounding_jsonl(Path(tmp), [HELDOUT_SEED_BASE + i for i in range(scenes)], (2, 4))
-                dataset = "jsonl"
-            skipped: list[tuple[str, str]] = []
-            fmt, examples = load_dataset(captions, images, dataset, split, skipped)
-            cfg = BuildConfig(captions=str(captions), images=str(images) if images else None, dataset=dataset,
-                              split=split, sample=sample or None, seed=seed, model=model, offline=offline,
-                              device=device, methods=_methods(methods), target=target, report=str(report))
-            manifest = compute(cfg, examples, fmt, skipped, progress=progress)
-    except UserError as e:
-        _fail(str(e))
-    if not manifest["summary"]:
-        _fail("nothing to score: no phrase in this data has a box")
-    _print_summary(manifest["summary"], manifest["methods"])
+            captions = write_grounding_jsonl(Path(tmp), [HELDOUT_SEED_BASE + i for i in range(scenes)], (2, 4))
+            dataset = "jsonl"
+        skipped: list[tuple[str, str]] = []
+        fmt, examples = load_dataset(captions, images, dataset, split, skipped)
+        cfg = BuildConfig(captions=str(captions), images=str(images) if images else None, dataset=dataset,
+                          split=split, sample=sample or None, seed=seed, model=model, offline=offline,
+                          device=device, methods=methods, target=target, report=str(report))
+        return compute(cfg, examples, fmt, skipped, progress=progress)
 
 
 @demo_app.command("train")
@@ -282,7 +288,9 @@ def demo_train(
 
     top1 = image_to_text_top1(FlavaAdapter.load(str(out), device="cpu"))
     typer.echo(f"held-out image->text retrieval, top-1 of 100 captions: {top1:.2f}")
-    typer.echo(f"pointing scores: groundreport eval --model {out} --scenes 300")
+    manifest = _evaluate(str(out), None, None, "jsonl", "test", 300, 0, 0, _methods(ALL_METHODS), "contrastive",
+                         out.parent / f"{out.name}-eval", "cpu", True, True)
+    _print_summary(manifest["summary"], manifest["methods"])
 
 
 def _interrupted(signum, frame):
