@@ -138,3 +138,12 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stdout.split() == ["False", "False"], res.stderr
+
+
+def test_eval_scores_heldout_scenes_next_to_chance(tiny_model_dir, tmp_path):
+    res = runner.invoke(app, ["eval", "--model", str(tiny_model_dir), "--scenes", "4", "--report",
+                              str(tmp_path / "ev"), "--no-progress", "--methods", "relevancy,rollout"])
+    assert res.exit_code == 0, res.output
+    assert "Relevancy (image encoder)" in res.output and "chance: random object" in res.output
+    m = json.loads((tmp_path / "ev" / "manifest.json").read_text())
+    assert m["summary"]["phrases"] >= 8  # 4 scenes of 2-4 objects
