@@ -38,6 +38,8 @@ class TrainSettings:
     phrase_caption_rate: float = 0.3
     phrase_loss_weight: float = 1.0
     itm_loss_weight: float = 1.0
+    itm_pairs: int = 64  # ITM on this many of the batch's images (their caption and one negative each)
+    itm_easy_negative_rate: float = 0.5  # ITM negatives: another image's caption, else the hard negative
     seed: int = 0
     threads: int = 2
 
@@ -168,10 +170,22 @@ def train(settings: TrainSettings, log=print) -> dict:
         ph_logits = phrase_scale.exp() * img @ ph.T + phrase_bias
         loss_phrase = F.binary_cross_entropy_with_logits(ph_logits, scene_hot)
 
-        img_states = image_out.hidden_states[-1].repeat(2, 1, 1)
-        mm_out = encode_multimodal(flava, img_states, text_out.hidden_states[-1], enc["attention_mask"])
+        # ITM: m images with their own caption, and with a negative: an easy one (another image's
+        # caption that does not match it) or the hard one (one object's colour or shape changed)
+        m = min(settings.itm_pairs, b)
+        neg_rows = []
+        for i in range(m):
+            row = b + i  # the hard negative
+            if rng.random() < settings.itm_easy_negative_rate:
+                others = [j for j in range(b) if not matches[j, i]]
+                if others:
+                    row = rng.choice(others)
+            neg_rows.append(row)
+        rows = torch.tensor(list(range(m)) + neg_rows)
+        img_states = image_out.hidden_states[-1][:m].repeat(2, 1, 1)
+        mm_out = encode_multimodal(flava, img_states, text_out.hidden_states[-1][rows], enc["attention_mask"][rows])
         itm = itm_logit(model.itm_head, mm_out)
-        itm_target = torch.cat([torch.ones(b), torch.zeros(b)])
+        itm_target = torch.cat([torch.ones(m), torch.zeros(m)])
         loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
 
         loss = loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
