@@ -24,11 +24,11 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        page = browser.new_page(viewport={"width": a.width, "height": 900})
+        page = browser.new_page(viewport={"width": a.width, "height": 1100})
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto((a.site / "index.html").resolve().as_uri())
-        page.screenshot(path=str(a.out / "index.png"), full_page=True)
+        page.screenshot(path=str(a.out / "index.png"))  # the first screen: thumbnails lazy-load
         href = page.locator(".card a").nth(a.pair).get_attribute("href")
         page.goto((a.site / href).resolve().as_uri())
         if a.click_word is not None:
