@@ -82,8 +82,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from groundreport.explain import DEFAULT_METHODS, make_methods
-    from groundreport.explain.suite import Suite
+    from groundreport.explainers import DEFAULT_METHODS, make_methods
+    from groundreport.explainers.suite import Suite
     from groundreport.models.flava import DTYPES
 
     adapter = build_adapter(args.device, DTYPES[args.dtype])

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from groundreport.demo.scenes import make_scene
-from groundreport.explain import DEFAULT_METHODS, REGISTRY, make_methods
-from groundreport.explain.gradients import batched_grads
-from groundreport.explain.normalise import normalise
-from groundreport.explain.suite import Suite
+from groundreport.explainers import DEFAULT_METHODS, REGISTRY, make_methods
+from groundreport.explainers.gradients import batched_grads
+from groundreport.explainers.normalise import normalise
+from groundreport.explainers.suite import Suite
 
 CAPTION_A = "a red circle and a blue square"
 CAPTION_B = "the man in the green jacket"

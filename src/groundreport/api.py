@@ -60,8 +60,8 @@ class Explanation:
 def explain(model, image, caption: str, methods: list[str] | None = None, phrases: list[str] | None = None,
             target: str = "contrastive") -> Explanation:
     """Explain one image-caption pair. ``image``: a path or a PIL image."""
-    from .explain import DEFAULT_METHODS, make_methods
-    from .explain.suite import Suite
+    from .explainers import DEFAULT_METHODS, make_methods
+    from .explainers.suite import Suite
     from .images import load_rgb
     from .records import locate_phrase
 

@@ -115,8 +115,8 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     """Compute every sampled pair into ``cfg.report`` and write its manifest. Returns the manifest."""
     import torch
 
-    from .explain import make_methods
-    from .explain.suite import Suite
+    from .explainers import make_methods
+    from .explainers.suite import Suite
     from .metrics.summary import summarise
     from .models.flava import FlavaAdapter
 
