@@ -21,8 +21,8 @@ import time
 
 import torch
 
-CAPTION = "a man in a red jacket and a woman with a small dog walk past the old blue door of the shop"
-PHRASES = ["a man", "a red jacket", "a small dog", "the old blue door"]
+CAPTION = "a man in a red jacket and a woman with a small dog near the door"
+PHRASES = ["a man", "a red jacket", "a small dog", "the door"]
 
 
 def build_adapter(device: str, dtype: torch.dtype):
