@@ -72,10 +72,14 @@ def test_gradcam_matches_captum(tiny_adapter, pixels):
         h = flava.image_model.embeddings(px)
         for blk in layers[:-1]:
             h = blk(h)[0]
-        cls, patches = h[:, :1], h[:, 1:]
+        last = layers[-1]  # FlavaLayer's forward, written out so the probe sits after layernorm_before
+        normed = last.layernorm_before(h)
+        cls, patches = normed[:, :1], normed[:, 1:]
         grid = probe(patches.transpose(1, 2).reshape(h.shape[0], -1, gh, gw))
-        h = torch.cat([cls, grid.flatten(2).transpose(1, 2)], dim=1)
-        h = flava.image_model.layernorm(layers[-1](h)[0])
+        normed = torch.cat([cls, grid.flatten(2).transpose(1, 2)], dim=1)
+        h = last.attention(normed)[0] + h
+        h = last.output(last.intermediate(last.layernorm_after(h)), h)
+        h = flava.image_model.layernorm(h)
         img = torch.nn.functional.normalize(flava.image_projection(h[:, 0]), dim=-1)
         return (img * txt).sum(-1, keepdim=True)
 
@@ -114,7 +118,7 @@ def test_batched_phrase_gradients_equal_one_at_a_time(tiny_adapter, pixels):
     """K phrase targets in one vmapped backward == K separate backwards (atol 1e-6)."""
     rec = tiny_adapter.forward(pixels, CAPTION_A)
     phrases = ["a red circle", "a blue square", "the man", "a green jacket"]
-    inputs = list(rec.image_attn) + [rec.image_hidden[-2]]
+    inputs = list(rec.image_attn) + [rec.image_norm]
     batched = batched_grads(tiny_adapter.phrase_scores(rec, phrases), inputs)
     for k, p in enumerate(phrases):
         single = batched_grads(tiny_adapter.phrase_scores(rec, [p]), inputs)

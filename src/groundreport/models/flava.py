@@ -38,6 +38,7 @@ class ForwardRecord:
     """
 
     image_hidden: tuple[torch.Tensor, ...]  # L_img+1 x [1, N, D]; entry l is the input of block l
+    image_norm: torch.Tensor  # [1, N, D] output of the last image block's first LayerNorm (Grad-CAM's layer)
     image_attn: tuple[torch.Tensor, ...]  # L_img x [1, H, N, N]
     mm_attn: tuple[torch.Tensor, ...] | None  # L_mm x [1, H, S, S]
     image_embed: torch.Tensor  # [1, E], unit norm
@@ -214,8 +215,15 @@ class FlavaAdapter:
         full_len = len(self.processor.tokenizer(caption)["input_ids"])
         ids = enc["input_ids"].to(self.device)
         mask = enc["attention_mask"].to(self.device)
+        store = {}
+        last_norm = self.flava.image_model.encoder.layer[-1].layernorm_before
+        hook = last_norm.register_forward_hook(lambda mod, inp, out: store.__setitem__("norm", out))
+        try:
+            with torch.enable_grad():
+                image_out = parts.encode_image(self.flava, pixel_values, output_attentions=True)
+        finally:
+            hook.remove()
         with torch.enable_grad():
-            image_out = parts.encode_image(self.flava, pixel_values, output_attentions=True)
             text_out = parts.encode_text(self.flava, ids, mask)
             img = parts.image_embedding(self.flava, image_out)
             txt = parts.text_embedding(self.flava, text_out)
@@ -227,7 +235,8 @@ class FlavaAdapter:
                 if self.itm_head is not None:
                     itm = parts.itm_logit(self.itm_head, mm_out)
         return ForwardRecord(
-            image_hidden=image_out.hidden_states, image_attn=image_out.attentions, mm_attn=mm_attn,
+            image_hidden=image_out.hidden_states, image_norm=store["norm"], image_attn=image_out.attentions,
+            mm_attn=mm_attn,
             image_embed=img, text_embed=txt, score=(img * txt).sum(-1), itm=itm, grid=self.grid,
             tokens=tokens, words=words, truncated=full_len > ids.shape[1],
         )
