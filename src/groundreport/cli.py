@@ -274,7 +274,7 @@ def _evaluate(model, captions, images, dataset, split, scenes, sample, seed, met
 @demo_app.command("train")
 def demo_train(
     out: Path = typer.Option(Path("demo-model"), help="Where to save the trained model."),
-    minutes: float = typer.Option(45.0, help="Time cap."),
+    minutes: float = typer.Option(35.0, help="Time budget (the cosine schedule fills it)."),
     steps: Optional[int] = typer.Option(None, help="Optimiser steps (the schedule); default: fill the time cap."),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2),

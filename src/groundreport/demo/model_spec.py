@@ -18,7 +18,7 @@ def demo_vocab() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(SPECIAL_TOKENS + WORDS)}
 
 
-def demo_config(hidden: int = 128, heads: int = 4, mlp: int = 512, image_layers: int = 6,
+def demo_config(hidden: int = 128, heads: int = 4, mlp: int = 512, image_layers: int = 4,
                 text_layers: int = 2, mm_layers: int = 2, image_size: int = IMAGE_SIZE,
                 patch_size: int = PATCH_SIZE):
     from transformers import FlavaConfig

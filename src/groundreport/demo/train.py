@@ -38,8 +38,11 @@ class TrainSettings:
     phrase_caption_rate: float = 0.3
     phrase_loss_weight: float = 1.0
     itm_loss_weight: float = 1.0
-    itm_pairs: int = 64  # ITM on this many of the batch's images (their caption and one negative each)
-    itm_easy_negative_rate: float = 0.5  # ITM negatives: another image's caption, else the hard negative
+    # The shipped model's recipe: ITM on every image of the batch against its hard negative.
+    # (Tried: ITM on 64 images with half easy negatives and 6 image layers; it scored lower,
+    # relevancy pointing 0.82 vs 0.84, retrieval 0.60 vs 0.67.)
+    itm_pairs: int = 128  # ITM on this many of the batch's images (their caption and one negative each)
+    itm_easy_negative_rate: float = 0.0  # ITM negatives: another image's caption, else the hard negative
     seed: int = 0
     threads: int = 2
 
@@ -176,7 +179,7 @@ def train(settings: TrainSettings, log=print) -> dict:
         neg_rows = []
         for i in range(m):
             row = b + i  # the hard negative
-            if rng.random() < settings.itm_easy_negative_rate:
+            if settings.itm_easy_negative_rate > 0 and rng.random() < settings.itm_easy_negative_rate:
                 others = [j for j in range(b) if not matches[j, i]]
                 if others:
                     row = rng.choice(others)
