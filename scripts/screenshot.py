@@ -19,6 +19,8 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--pair", type=int, default=0, help="which pair page (in sample order)")
     ap.add_argument("--click-word", type=int, default=None, help="click the K-th word chip first")
+    ap.add_argument("--click-phrase", type=int, default=None, help="click the K-th phrase chip first")
+    ap.add_argument("--method", default=None, help="choose this method on the pair page")
     ap.add_argument("--width", type=int, default=1280)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -31,8 +33,12 @@ def main() -> None:
         page.screenshot(path=str(a.out / "index.png"))  # the first screen: thumbnails lazy-load
         href = page.locator(".card a").nth(a.pair).get_attribute("href")
         page.goto((a.site / href).resolve().as_uri())
+        if a.method:
+            page.check(f'#methods input[value="{a.method}"]')
         if a.click_word is not None:
             page.locator('.chip[data-kind="words"]').nth(a.click_word).click()
+        if a.click_phrase is not None:
+            page.locator('.chip[data-kind="phrases"]').nth(a.click_phrase).click()
         page.locator(".thumb").first.click()
         page.screenshot(path=str(a.out / "pair.png"), full_page=True)
         browser.close()
