@@ -20,17 +20,24 @@ def _cmd(tiny_model_dir, root, report):
             "--site", str(root / f"site-{report.name}"), "--no-progress", "--device", "cpu"]
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
-    scenes = write_scene_images(tmp_path / "Images", 24)
+def _write_dataset(root, n: int = 24) -> None:
+    scenes = write_scene_images(root / "Images", n)
     rows = ["image,caption"] + [f'img{i}.jpg,"{s.caption}"' for i, s in enumerate(scenes)]
-    (tmp_path / "captions.txt").write_text("\n".join(rows) + "\n")
+    (root / "captions.txt").write_text("\n".join(rows) + "\n")
 
+
+def _wait_for_pairs(report, n: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(report.glob("pairs/*/entry.json"))) < n:
+        time.sleep(0.05)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
+    _write_dataset(tmp_path)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_cmd(tiny_model_dir, tmp_path, killed), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(killed.glob("pairs/*/entry.json"))) < 3:
-        time.sleep(0.05)
+    _wait_for_pairs(killed, 3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = {p.parent.name for p in killed.glob("pairs/*/entry.json")}
@@ -59,15 +66,11 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
 
 
 def test_sigterm_stops_cleanly_and_leaves_a_consistent_report(tiny_model_dir, tmp_path):
-    scenes = write_scene_images(tmp_path / "Images", 24)
-    rows = ["image,caption"] + [f'img{i}.jpg,"{s.caption}"' for i, s in enumerate(scenes)]
-    (tmp_path / "captions.txt").write_text("\n".join(rows) + "\n")
+    _write_dataset(tmp_path)
     report = tmp_path / "r"
     proc = subprocess.Popen(_cmd(tiny_model_dir, tmp_path, report), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(report.glob("pairs/*/entry.json"))) < 2:
-        time.sleep(0.05)
+    _wait_for_pairs(report, 2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
