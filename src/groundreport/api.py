@@ -66,10 +66,7 @@ def explain(model, image, caption: str, methods: list[str] | None = None, phrase
     from .records import locate_phrase
 
     img = load_rgb(Path(image)) if isinstance(image, (str, Path)) else image.convert("RGB")
-    names = list(methods or DEFAULT_METHODS)
-    if model.itm_head is None:
-        names = [n for n in names if not n.startswith("mm-") or n == "mm-attention"]
-    suite = Suite(make_methods(names), target)
+    suite = Suite(make_methods(list(methods or DEFAULT_METHODS)), target)  # skips ITM methods without the head
     spans = [(p, locate_phrase(caption, p)) for p in (phrases or [])]
     result = suite.run(model, model.pixel_values([img]), caption, spans)
     words = [w.text for w in result.words]

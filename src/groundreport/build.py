@@ -111,7 +111,7 @@ def _phrase_entries(pair: Pair, result, image_size, methods) -> list[dict]:
 
 
 def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skipped: list, progress=True,
-            adapter=None, log=print) -> dict:
+            adapter=None) -> dict:
     """Compute every sampled pair into ``cfg.report`` and write its manifest. Returns the manifest."""
     import torch
 
@@ -176,7 +176,7 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         "config": {k: v for k, v in asdict(cfg).items()},
         "dataset": {"format": dataset_format, "examples": len(examples), "split": cfg.split},
         "model": adapter.describe(),
-        "methods": [{"name": m.name, "label": m.label, "encoder": m.encoder, "target": suite._target_name(m),
+        "methods": [{"name": m.name, "label": m.label, "encoder": m.encoder, "target": suite.target_name(m),
                      "caption_blind": m.caption_blind, "description": m.description} for m in methods],
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": _version("transformers"), "platform": platform.platform()},

@@ -72,7 +72,7 @@ class Suite:
     def needs_mm(self) -> bool:
         return self.caption_target == "itm" or any(m.encoder == "multimodal" for m in self.methods)
 
-    def _target_name(self, m: Explainer) -> str | None:
+    def target_name(self, m: Explainer) -> str | None:
         if m.target is None:
             return None
         return "itm" if m.target == "itm" else self.caption_target
@@ -84,15 +84,15 @@ class Suite:
                             tokens=rec.tokens, words=rec.words, truncated=rec.truncated)
         methods = []
         for m in self.methods:
-            if self._target_name(m) == "itm" and rec.itm is None:
+            if self.target_name(m) == "itm" and rec.itm is None:
                 result.notes.append(f"{m.name}: skipped, the checkpoint has no ITM head")
                 continue
             methods.append(m)
 
         # one backward per caption-level target, over the union of the methods' inputs
         grads: dict[str, list[torch.Tensor]] = {}
-        for tname in {self._target_name(m) for m in methods} - {None}:
-            users = [m for m in methods if self._target_name(m) == tname]
+        for tname in {self.target_name(m) for m in methods} - {None}:
+            users = [m for m in methods if self.target_name(m) == tname]
             inputs = [x for m in users for x in m.inputs(rec)]
             flat = batched_grads(rec.target(tname), inputs)
             i = 0
