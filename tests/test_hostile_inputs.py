@@ -84,3 +84,27 @@ def test_hostile_folder_end_to_end(tiny_model_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Images", "captions.txt", "report", "site"]
     strict = CliRunner().invoke(app, args + ["--strict"])
     assert strict.exit_code == 3
+
+
+def test_out_of_memory_skips_that_pair_and_goes_on(tiny_model_dir, grounding_jsonl, tmp_path, monkeypatch):
+    """An injected CUDA out-of-memory error (no GPU in CI): that pair is skipped with a reason."""
+    import torch
+
+    from groundreport.explainers.suite import Suite
+
+    real_run = Suite.run
+    calls = {"n": 0}
+
+    def run_or_oom(self, adapter, pixels, caption, phrases=()):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_run(self, adapter, pixels, caption, phrases)
+
+    monkeypatch.setattr(Suite, "run", run_or_oom)
+    res = CliRunner().invoke(app, ["build", "--captions", str(grounding_jsonl), "--model", str(tiny_model_dir),
+                                   "--report", str(tmp_path / "r"), "--site", str(tmp_path / "s"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert len(m["pairs"]) == 2
+    assert [s["reason"] for s in m["skipped"]] == ["out of GPU memory for this pair (try --dtype bf16 or fewer --methods)"]
