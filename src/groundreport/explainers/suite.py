@@ -63,6 +63,17 @@ def _pool(rows: torch.Tensor, groups: list[list[int]], fallback: torch.Tensor) -
     return torch.stack([rows[g].mean(0) if g else fallback for g in groups])
 
 
+def _grads_per_method(targets: torch.Tensor, methods: list[Explainer], rec) -> dict[str, list[torch.Tensor]]:
+    """One (batched) backward for all ``methods``; each gets the gradients of its own inputs."""
+    per_method = [m.inputs(rec) for m in methods]
+    flat = batched_grads(targets, [x for xs in per_method for x in xs])
+    out, i = {}, 0
+    for m, xs in zip(methods, per_method):
+        out[m.name] = flat[i:i + len(xs)]
+        i += len(xs)
+    return out
+
+
 class Suite:
     def __init__(self, methods: list[Explainer], caption_target: str = "contrastive"):
         self.methods = methods
@@ -93,26 +104,14 @@ class Suite:
         grads: dict[str, list[torch.Tensor]] = {}
         for tname in {self.target_name(m) for m in methods} - {None}:
             users = [m for m in methods if self.target_name(m) == tname]
-            inputs = [x for m in users for x in m.inputs(rec)]
-            flat = batched_grads(rec.target(tname), inputs)
-            i = 0
-            for m in users:
-                n = len(m.inputs(rec))
-                grads[m.name] = flat[i:i + n]
-                i += n
+            grads.update(_grads_per_method(rec.target(tname), users, rec))
 
         # phrases as their own texts: K targets, one batched backward for all image methods
         phrase_grads: dict[str, list[torch.Tensor]] = {}
         image_grad_methods = [m for m in methods if m.encoder == "image" and m.target is not None]
         if phrases and image_grad_methods:
             targets = adapter.phrase_scores(rec, [p for p, _ in phrases])
-            inputs = [x for m in image_grad_methods for x in m.inputs(rec)]
-            flat = batched_grads(targets, inputs)
-            i = 0
-            for m in image_grad_methods:
-                n = len(m.inputs(rec))
-                phrase_grads[m.name] = flat[i:i + n]
-                i += n
+            phrase_grads = _grads_per_method(targets, image_grad_methods, rec)
 
         gh, gw = rec.grid
         word_groups = [w.tokens for w in rec.words]
