@@ -147,3 +147,15 @@ def test_eval_scores_heldout_scenes_next_to_chance(tiny_model_dir, tmp_path):
     assert "Relevancy (image encoder)" in res.output and "chance: random object" in res.output
     m = json.loads((tmp_path / "ev" / "manifest.json").read_text())
     assert m["summary"]["phrases"] >= 8  # 4 scenes of 2-4 objects
+
+
+def test_damaged_report_render_error_then_build_repairs(tiny_model_dir, grounding_jsonl, tmp_path):
+    report, site, _ = _build(["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)], tmp_path)
+    m = json.loads((report / "manifest.json").read_text())
+    (report / m["pairs"][1]["maps"]["file"]).unlink()
+    res = runner.invoke(app, ["render", "--report", str(report), "--site", str(site)])
+    assert res.exit_code == 2 and "maps.npz is missing" in res.output
+    assert (site / "index.html").is_file() and not (tmp_path / ".site.building").exists()  # old site kept
+    _, _, out = _build(["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)], tmp_path)
+    assert "(2 reused" in out
+    _check_site(report, site)

@@ -152,8 +152,9 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
             else:
                 pid = pair_id(adapter.revision, adapter.model_id, image_sha, pair, settings)
                 done = report / "pairs" / pid / "entry.json"
-                if done.is_file():
-                    entries.append(json.loads(done.read_text(encoding="utf-8")))
+                finished = _finished_entry(report, done)
+                if finished is not None:
+                    entries.append(finished)
                     reused += 1
                 else:
                     try:
@@ -197,6 +198,19 @@ def _version(pkg: str) -> str:
         return version(pkg)
     except PackageNotFoundError:
         return "unknown"
+
+
+def _finished_entry(report: Path, done: Path) -> dict | None:
+    """A finished pair's entry, or None when it is absent or any file it names has gone."""
+    if not done.is_file():
+        return None
+    try:
+        entry = json.loads(done.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    files = [entry["maps"]["file"], entry["image"], entry["thumb"]]
+    files += [p for o in entry["overlays"].values() for p in o.values()]
+    return entry if all((report / f).is_file() for f in files) else None
 
 
 def prefetch(pool, fn, items, ahead: int):

@@ -105,7 +105,7 @@ def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
     atomic.write_text(path, buf.getvalue())
 
 
-def render(report: Path, site: Path, log=print) -> dict:
+def render(report: Path, site: Path) -> dict:
     """Render ``report`` into ``site`` (replaced atomically). Returns timing and size facts."""
     import jinja2
 
@@ -128,28 +128,36 @@ def render(report: Path, site: Path, log=print) -> dict:
         shutil.copyfile(f, stage / "assets" / f.name)
     (stage / ".nojekyll").write_text("")
 
-    pairs = manifest["pairs"]
-    methods = manifest["methods"]
-    colours = ["#%02x%02x%02x" % tuple(c) for c in lut()[::32].tolist()] + ["#%02x%02x%02x" % tuple(lut()[-1])]
-    lut_b64 = base64.b64encode(lut().tobytes()).decode("ascii")
-    summary = manifest.get("summary")
-    if summary:
-        _method_chart(summary, methods, stage / "assets" / "methods.svg")
-    common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary}
-    pair_tpl = env.get_template("pair.html")
-    for i, entry in enumerate(pairs):
-        for rel in [entry["image"], entry["thumb"]] + [p for o in entry["overlays"].values() for p in o.values()]:
-            _copy(report, stage, rel)
-        data = _pair_data(report, entry, methods)
-        data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
-                     "height": entry["height"], "overlays": entry["overlays"], "lut": lut_b64})
-        html = pair_tpl.render(
-            **common, pair=entry, data=data, index=i, total=len(pairs),
-            prev_id=pairs[i - 1]["id"] if i > 0 else None,
-            next_id=pairs[i + 1]["id"] if i + 1 < len(pairs) else None)
-        (stage / "pairs" / f"{entry['id']}.html").write_text(html, encoding="utf-8")
-    index_html = env.get_template("index.html").render(**common, pairs=pairs, page_size=PAGE_SIZE)
-    (stage / "index.html").write_text(index_html, encoding="utf-8")
+    try:
+        pairs = manifest["pairs"]
+        methods = manifest["methods"]
+        colours = ["#%02x%02x%02x" % tuple(c) for c in lut()[::32].tolist()] + ["#%02x%02x%02x" % tuple(lut()[-1])]
+        lut_b64 = base64.b64encode(lut().tobytes()).decode("ascii")
+        summary = manifest.get("summary")
+        if summary:
+            _method_chart(summary, methods, stage / "assets" / "methods.svg")
+        common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary}
+        pair_tpl = env.get_template("pair.html")
+        for i, entry in enumerate(pairs):
+            for rel in [entry["image"], entry["thumb"]] + [p for o in entry["overlays"].values() for p in o.values()]:
+                _copy(report, stage, rel)
+            data = _pair_data(report, entry, methods)
+            data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
+                         "height": entry["height"], "overlays": entry["overlays"], "lut": lut_b64})
+            html = pair_tpl.render(
+                **common, pair=entry, data=data, index=i, total=len(pairs),
+                prev_id=pairs[i - 1]["id"] if i > 0 else None,
+                next_id=pairs[i + 1]["id"] if i + 1 < len(pairs) else None)
+            (stage / "pairs" / f"{entry['id']}.html").write_text(html, encoding="utf-8")
+        index_html = env.get_template("index.html").render(**common, pairs=pairs, page_size=PAGE_SIZE)
+        (stage / "index.html").write_text(index_html, encoding="utf-8")
+    except FileNotFoundError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise UserError(f"{report} is incomplete ({Path(e.filename or '?').name} is missing); "
+                        "rerun 'groundreport build' to redo it") from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
     # swap: old site aside, new site in, old site gone
     old = site.parent / f".{site.name}.old"
