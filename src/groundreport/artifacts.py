@@ -76,3 +76,9 @@ def write_pair(report: Path, pair_id: str, image: Image.Image, maps) -> tuple[st
         atomic.write_image(pdir / f"{method}_overlay.webp", over, "WEBP", quality=80)
         overlays[method] = {"heatmap": h_rel, "overlay": o_rel}
     return npz_rel, index, overlays
+
+
+def entry_files(entry: dict, with_maps: bool = True) -> list[str]:
+    """Every report-relative file a pair entry names (the maps' npz optional)."""
+    files = [entry["image"], entry["thumb"]] + [p for o in entry["overlays"].values() for p in o.values()]
+    return ([entry["maps"]["file"]] if with_maps else []) + files

@@ -110,8 +110,7 @@ def _phrase_entries(pair: Pair, result, image_size, methods) -> list[dict]:
     return out
 
 
-def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skipped: list, progress=True,
-            adapter=None) -> dict:
+def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skipped: list, progress=True) -> dict:
     """Compute every sampled pair into ``cfg.report`` and write its manifest. Returns the manifest."""
     import torch
 
@@ -129,8 +128,7 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     if cfg.target not in ("contrastive", "itm"):
         raise UserError(f"unknown --target {cfg.target!r}; choose contrastive or itm")
     pairs = sample_pairs(examples, cfg.sample, cfg.captions_per_image, cfg.seed)
-    if adapter is None:
-        adapter = timer.run("model load", FlavaAdapter.load, cfg.model, cfg.device, cfg.dtype, cfg.offline)
+    adapter = timer.run("model load", FlavaAdapter.load, cfg.model, cfg.device, cfg.dtype, cfg.offline)
     if cfg.target == "itm" and adapter.itm_head is None:
         raise UserError(f"--target itm needs an ITM head; {cfg.model!r} has none (use --target contrastive)")
     suite = Suite(methods, cfg.target)
@@ -208,9 +206,9 @@ def _finished_entry(report: Path, done: Path) -> dict | None:
         entry = json.loads(done.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
-    files = [entry["maps"]["file"], entry["image"], entry["thumb"]]
-    files += [p for o in entry["overlays"].values() for p in o.values()]
-    return entry if all((report / f).is_file() for f in files) else None
+    from .artifacts import entry_files
+
+    return entry if all((report / f).is_file() for f in entry_files(entry)) else None
 
 
 def prefetch(pool, fn, items, ahead: int):

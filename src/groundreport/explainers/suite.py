@@ -114,7 +114,7 @@ class Suite:
             phrase_grads = _grads_per_method(targets, image_grad_methods, rec)
 
         gh, gw = rec.grid
-        word_groups = [w.tokens for w in rec.words]
+        word_groups = rec.word_token_rows()
         content = [t for w in rec.words if not w.is_punctuation for t in w.tokens] or [t for g in word_groups for t in g]
         phrase_groups = _phrase_token_rows(rec.words, [s for _, s in phrases])
         for m in methods:

@@ -7,7 +7,7 @@ text tokens…]``; text→image maps are the text-token rows against the patch c
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -49,7 +49,6 @@ class ForwardRecord:
     tokens: list[str]
     words: list[Word]
     truncated: bool = False
-    extras: dict = field(default_factory=dict)
 
     @property
     def n_patches(self) -> int:

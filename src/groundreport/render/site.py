@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import atomic
 from ..errors import UserError
+from ..artifacts import entry_files
 from .paths import templates_dir
 
 PAGE_SIZE = 48
@@ -139,7 +140,7 @@ def render(report: Path, site: Path) -> dict:
         common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary}
         pair_tpl = env.get_template("pair.html")
         for i, entry in enumerate(pairs):
-            for rel in [entry["image"], entry["thumb"]] + [p for o in entry["overlays"].values() for p in o.values()]:
+            for rel in entry_files(entry, with_maps=False):
                 _copy(report, stage, rel)
             data = _pair_data(report, entry, methods)
             data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
