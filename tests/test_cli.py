@@ -159,3 +159,11 @@ def test_damaged_report_render_error_then_build_repairs(tiny_model_dir, groundin
     _, _, out = _build(["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)], tmp_path)
     assert "(2 reused" in out
     _check_site(report, site)
+
+
+def test_cli_method_lists_match_the_registry():
+    from groundreport import cli
+    from groundreport.explainers import DEFAULT_METHODS, REGISTRY
+
+    assert cli.DEFAULT_METHODS.split(",") == DEFAULT_METHODS
+    assert sorted(cli.ALL_METHODS.split(",")) == sorted(REGISTRY)

@@ -22,7 +22,7 @@ def pixels(tiny_adapter):
 
 
 def test_two_captions_give_different_maps(tiny_adapter, pixels):
-    suite = Suite(make_methods(DEFAULT_METHODS))
+    suite = Suite(make_methods(list(REGISTRY)))
     a = suite.run(tiny_adapter, pixels, CAPTION_A)
     b = suite.run(tiny_adapter, pixels, CAPTION_B)
     for name, method in REGISTRY.items():
@@ -88,6 +88,34 @@ def test_gradcam_matches_captum(tiny_adapter, pixels):
     ours = Suite(make_methods(["gradcam"])).run(tiny_adapter, pixels, CAPTION_A).maps["gradcam"].caption
     assert ref.max() > 0
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_occlusion_matches_captum(tiny_adapter, pixels):
+    """Occlusion's caption and phrase maps equal Captum's ``Occlusion`` with patch-sized windows."""
+    captum_attr = pytest.importorskip("captum.attr", reason="captum is a test dependency: pip install -e .[test]")
+    flava = tiny_adapter.flava
+    texts = [CAPTION_A, "a red circle", "a blue square"]
+    enc = tiny_adapter.tokenize(texts)
+    with torch.no_grad():
+        t = flava.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[:, 0]
+        txt = torch.nn.functional.normalize(flava.text_projection(t), dim=-1)
+
+    def scores(px):
+        img = torch.nn.functional.normalize(flava.image_projection(flava.image_model(pixel_values=px).last_hidden_state[:, 0]), dim=-1)
+        return img @ txt.T  # [B, 3]
+
+    gh, gw = tiny_adapter.grid
+    ph = pixels.shape[-2] // gh
+    occ = captum_attr.Occlusion(scores)
+    res = Suite(make_methods(["occlusion"])).run(tiny_adapter, pixels, CAPTION_A,
+                                                  [("a red circle", (0, 12)), ("a blue square", (17, 30))])
+    ours = [res.maps["occlusion"].caption, *res.maps["occlusion"].phrases]
+    for k in range(3):
+        with torch.no_grad():
+            attr = occ.attribute(pixels, sliding_window_shapes=(3, ph, ph), strides=(3, ph, ph), baselines=0.0, target=k)
+        per_patch = attr[0, 0].reshape(gh, ph, gw, ph).mean(dim=(1, 3)).numpy()  # constant inside a window
+        assert np.abs(per_patch).max() > 1e-4
+        np.testing.assert_allclose(ours[k], normalise(per_patch), atol=1e-4)
 
 
 def _naive_relevancy(adapter, pixels, caption):

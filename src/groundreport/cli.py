@@ -14,7 +14,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 demo_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The bundled demo model and scenes.")
 app.add_typer(demo_app, name="demo")
 
-ALL_METHODS = "gradcam,relevancy,mm-relevancy,mm-gradcam,mm-attention,attention,rollout"
+# Kept here as strings so that --help never imports torch; tests check them against the registry.
+DEFAULT_METHODS = "gradcam,relevancy,mm-relevancy,mm-gradcam,mm-attention,attention,rollout"
+ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch
 
 
 def _fail(msg: str, code: int = 2):
@@ -56,7 +58,8 @@ def build(
     offline: bool = typer.Option(False, help="Local files only; never contact the Hub."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     dtype: str = typer.Option("fp32", help="fp32, bf16 or fp16 (fp16 on GPU only)."),
-    methods: str = typer.Option(ALL_METHODS, help="Comma-separated explainers."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated explainers. Default: all but occlusion "
+                                          "(one forward per patch); with --demo, all."),
     target: str = typer.Option("contrastive", help="Caption score for image-encoder methods: contrastive or itm."),
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
@@ -80,7 +83,8 @@ def build(
         cfg = BuildConfig(captions=str(captions), images=str(images) if images else None, dataset=dataset,
                           split=split, sample=None if not sample else sample, captions_per_image=captions_per_image,
                           seed=seed, model=model, offline=offline, device=device, dtype=dtype,
-                          methods=_methods(methods), target=target, report=str(report), demo=demo)
+                          methods=_methods(methods or (ALL_METHODS if demo else DEFAULT_METHODS)), target=target,
+                          report=str(report), demo=demo)
         _run_build(cfg, site, strict, progress)
     except UserError as e:
         _fail(str(e))
@@ -140,7 +144,8 @@ def explain(
     offline: bool = typer.Option(False),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("fp32"),
-    methods: str = typer.Option(ALL_METHODS),
+    methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated explainers; add occlusion for the "
+                                "perturbation reference (one forward per patch)."),
     target: str = typer.Option("contrastive"),
 ):
     """Explain one image-caption pair: maps.npz plus a heatmap and an overlay per method."""

@@ -43,6 +43,9 @@ class TrainSettings:
     # relevancy pointing 0.82 vs 0.84, retrieval 0.60 vs 0.67.)
     itm_pairs: int = 128  # ITM on this many of the batch's images (their caption and one negative each)
     itm_easy_negative_rate: float = 0.0  # ITM negatives: another image's caption, else the hard negative
+    binding_negative_rate: float = 0.0  # hard negatives that swap the colours of two objects
+    patch_phrase_loss_weight: float = 0.0  # sigmoid phrase loss on the best-matching patch token (MIL)
+    itm_shuffle_image_cls: bool = False  # ITM sees another image's CLS state, so it must read the patches
     seed: int = 0
     threads: int = 2
 
@@ -82,6 +85,20 @@ def hard_negative(objs: list[tuple[str, str]], rng: random.Random) -> list[tuple
     return out
 
 
+def binding_negative(objs: list[tuple[str, str]], rng: random.Random) -> list[tuple[str, str]] | None:
+    """Swap the colours of two objects (same colours, same shapes, other pairing), or None."""
+    present = set(objs)
+    options = [(i, j) for i in range(len(objs)) for j in range(i + 1, len(objs))
+               if objs[i][0] != objs[j][0] and objs[i][1] != objs[j][1]
+               and (objs[j][0], objs[i][1]) not in present and (objs[i][0], objs[j][1]) not in present]
+    if not options:
+        return None
+    i, j = rng.choice(options)
+    out = list(objs)
+    out[i], out[j] = (objs[j][0], objs[i][1]), (objs[i][0], objs[j][1])
+    return out
+
+
 def multi_hot(objs) -> np.ndarray:
     v = np.zeros(len(ALL_PHRASES), dtype=np.float32)
     for c, s in objs:
@@ -115,8 +132,12 @@ def train(settings: TrainSettings, log=print) -> dict:
     flava = model.flava
     phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
     phrase_bias = torch.nn.Parameter(torch.tensor(-3.0))
+    patch_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
+    patch_bias = torch.nn.Parameter(torch.tensor(-3.0))
     params = [p for n, p in model.named_parameters()
               if n.startswith("flava.") or n.startswith("itm_head.")] + [phrase_scale, phrase_bias]
+    if settings.patch_phrase_loss_weight > 0:
+        params += [patch_scale, patch_bias]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
@@ -146,7 +167,10 @@ def train(settings: TrainSettings, log=print) -> dict:
             if rng.random() < settings.phrase_caption_rate:
                 objs = [rng.choice(objs)]
             pos_objs.append(objs)
-            neg_objs.append(hard_negative(objs, rng))
+            neg = None
+            if settings.binding_negative_rate > 0 and rng.random() < settings.binding_negative_rate:
+                neg = binding_negative(objs, rng)
+            neg_objs.append(neg or hard_negative(objs, rng))
         captions = [join_phrases([phrase_text(*o) for o in objs]) for objs in pos_objs + neg_objs]
         enc = tok(captions, padding=True, return_tensors="pt")
         pixels = to_pixels(idx)
@@ -172,6 +196,12 @@ def train(settings: TrainSettings, log=print) -> dict:
         ph = text_embedding(flava, encode_text(flava, phrase_tokens["input_ids"], phrase_tokens["attention_mask"]))
         ph_logits = phrase_scale.exp() * img @ ph.T + phrase_bias
         loss_phrase = F.binary_cross_entropy_with_logits(ph_logits, scene_hot)
+        loss_patch = torch.zeros(())
+        if settings.patch_phrase_loss_weight > 0:
+            # multiple-instance: a phrase is in the image when its best patch says so
+            patches = F.normalize(flava.image_projection(image_out.last_hidden_state[:, 1:]), dim=-1)
+            best = (patches @ ph.T).amax(dim=1)  # [B, 30]
+            loss_patch = F.binary_cross_entropy_with_logits(patch_scale.exp() * best + patch_bias, scene_hot)
 
         # ITM: m images with their own caption, and with a negative: an easy one (another image's
         # caption that does not match it) or the hard one (one object's colour or shape changed)
@@ -186,12 +216,17 @@ def train(settings: TrainSettings, log=print) -> dict:
             neg_rows.append(row)
         rows = torch.tensor(list(range(m)) + neg_rows)
         img_states = image_out.hidden_states[-1][:m].repeat(2, 1, 1)
+        if settings.itm_shuffle_image_cls:
+            # the image CLS summarises the whole scene; give ITM another image's, so that
+            # matching words to objects has to go through the patch tokens
+            img_states = torch.cat([img_states[:, :1].roll(1, dims=0), img_states[:, 1:]], dim=1)
         mm_out = encode_multimodal(flava, img_states, text_out.hidden_states[-1][rows], enc["attention_mask"][rows])
         itm = itm_logit(model.itm_head, mm_out)
         itm_target = torch.cat([torch.ones(m), torch.zeros(m)])
         loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
 
-        loss = loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
+        loss = (loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
+                + settings.patch_phrase_loss_weight * loss_patch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -210,7 +245,7 @@ def train(settings: TrainSettings, log=print) -> dict:
         if step % 100 == 0:
             itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
-                f"phrase {loss_phrase.item():.3f} itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f} "
+                f"phrase {loss_phrase.item():.3f} patch {loss_patch.item():.3f} itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f} "
                 f"scale {scale.item():.1f}")
     model.eval()
     out = Path(settings.out_dir)

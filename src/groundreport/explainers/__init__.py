@@ -6,14 +6,15 @@ from .attention import ImageAttention, MultimodalAttention
 from .base import Explainer
 from .gradcam import GradCAM
 from .mm_gradcam import MultimodalGradCAM
+from .occlusion import Occlusion
 from .relevancy import ImageRelevancy, MultimodalRelevancy
 from .rollout import Rollout
 
 REGISTRY: dict[str, type[Explainer]] = {
     cls.name: cls for cls in (GradCAM, ImageRelevancy, MultimodalRelevancy, MultimodalGradCAM,
-                              MultimodalAttention, ImageAttention, Rollout)
+                              MultimodalAttention, ImageAttention, Rollout, Occlusion)
 }
-DEFAULT_METHODS = list(REGISTRY)
+DEFAULT_METHODS = [n for n, cls in REGISTRY.items() if not cls.expensive]  # fast enough for every pair
 
 
 def make_methods(names: list[str]) -> list[Explainer]:

@@ -9,6 +9,8 @@ An explainer reads a ``ForwardRecord`` and returns patch-grid rows:
   the number of patches. ``grads[i]`` has shape ``[K, *inputs(rec)[i].shape]``.
 
 The suite turns rows into caption-, word- and phrase-level maps of shape ``[gh, gw]``.
+A perturbation method (``perturbation = True``) has no rows: its ``drops(adapter, pixels,
+text_embeds)`` runs forwards of its own and returns one patch row per text.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ class Explainer:
     name: str = ""
     label: str = ""
     encoder: str = "image"  # "image": one CLS row per target; "multimodal": one row per text token
-    target: str | None = "caption"  # None: the map does not use any score (gradient-free)
+    target: str | None = "caption"  # "caption": the run's --target score; "itm"/"contrastive": always that one; None: no score
     caption_blind: bool = False  # True when the map cannot depend on the text at all
+    expensive: bool = False  # True: left out of the default suite (e.g. one forward per patch)
+    perturbation: bool = False  # True: maps come from extra forwards (``drops``), not from rows()
     description: str = ""
 
     def inputs(self, rec) -> list[torch.Tensor]:

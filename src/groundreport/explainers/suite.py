@@ -84,9 +84,10 @@ class Suite:
         return self.caption_target == "itm" or any(m.encoder == "multimodal" for m in self.methods)
 
     def target_name(self, m: Explainer) -> str | None:
+        """The score a method's maps explain (None: none, e.g. raw attention)."""
         if m.target is None:
             return None
-        return "itm" if m.target == "itm" else self.caption_target
+        return self.caption_target if m.target == "caption" else m.target
 
     def run(self, adapter, pixel_values: torch.Tensor, caption: str,
             phrases: list[tuple[str, tuple[int, int] | None]] = ()) -> PairResult:
@@ -101,14 +102,15 @@ class Suite:
             methods.append(m)
 
         # one backward per caption-level target, over the union of the methods' inputs
+        grad_methods = [m for m in methods if self.target_name(m) is not None and not m.perturbation]
         grads: dict[str, list[torch.Tensor]] = {}
-        for tname in {self.target_name(m) for m in methods} - {None}:
-            users = [m for m in methods if self.target_name(m) == tname]
+        for tname in {self.target_name(m) for m in grad_methods}:
+            users = [m for m in grad_methods if self.target_name(m) == tname]
             grads.update(_grads_per_method(rec.target(tname), users, rec))
 
         # phrases as their own texts: K targets, one batched backward for all image methods
         phrase_grads: dict[str, list[torch.Tensor]] = {}
-        image_grad_methods = [m for m in methods if m.encoder == "image" and m.target is not None]
+        image_grad_methods = [m for m in grad_methods if m.encoder == "image"]
         if phrases and image_grad_methods:
             targets = adapter.phrase_scores(rec, [p for p, _ in phrases])
             phrase_grads = _grads_per_method(targets, image_grad_methods, rec)
@@ -119,14 +121,20 @@ class Suite:
         phrase_groups = _phrase_token_rows(rec.words, [s for _, s in phrases])
         for m in methods:
             with torch.no_grad():
-                rows = m.rows(rec, grads.get(m.name))  # [K=1, Q, P]
-                if m.encoder == "multimodal":
-                    token_rows = rows[0]
+                if m.perturbation:  # the caption and every phrase from one set of perturbed forwards
+                    texts = rec.text_embed.detach()
+                    if phrases:
+                        texts = torch.cat([texts, adapter.text_embeds([p for p, _ in phrases]).to(texts.dtype)])
+                    drops = m.drops(adapter, pixel_values, texts)  # [1+K, P]
+                    caption_map, words = drops[0], None
+                    phrase_maps = drops[1:] if phrases else None
+                elif m.encoder == "multimodal":
+                    token_rows = m.rows(rec, grads.get(m.name))[0]  # [T, P]
                     caption_map = token_rows[content].mean(0)
                     words = _pool(token_rows, word_groups, caption_map)
                     phrase_maps = _pool(token_rows, phrase_groups, caption_map) if phrases else None
                 else:
-                    caption_map = rows[0, 0]
+                    caption_map = m.rows(rec, grads.get(m.name))[0, 0]
                     words = None
                     if m.name in phrase_grads:
                         phrase_maps = m.rows(rec, phrase_grads[m.name])[:, 0]

@@ -240,10 +240,22 @@ class FlavaAdapter:
             tokens=tokens, words=words, truncated=full_len > ids.shape[1],
         )
 
-    def phrase_scores(self, rec: ForwardRecord, phrases: list[str]) -> torch.Tensor:
-        """Cosine of the pair's image embedding with each phrase encoded as its own text, [K]."""
-        enc = self.tokenize(phrases)
-        with torch.enable_grad():
+    def text_embeds(self, texts: list[str]) -> torch.Tensor:
+        """Unit text embeddings, each text encoded on its own, [K, E]; no graph kept."""
+        enc = self.tokenize(texts)
+        with torch.no_grad():
             out = parts.encode_text(self.flava, enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
-            emb = parts.text_embedding(self.flava, out)
+            return parts.text_embedding(self.flava, out)
+
+    def image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Unit image embeddings, [B, E]; no graph kept (occlusion's many forwards)."""
+        with torch.no_grad():
+            return parts.image_embedding(self.flava, parts.encode_image(self.flava, pixel_values))
+
+    def phrase_scores(self, rec: ForwardRecord, phrases: list[str]) -> torch.Tensor:
+        """Cosine of the pair's image embedding with each phrase encoded as its own text, [K].
+
+        Gradients flow through the image side only: explainers read image activations."""
+        emb = self.text_embeds(phrases).to(rec.image_embed.dtype)
+        with torch.enable_grad():
             return (rec.image_embed * emb).sum(-1)

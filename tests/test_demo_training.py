@@ -1,0 +1,45 @@
+"""The demo trainer's caption negatives: each one must really not describe the scene."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from groundreport.demo.scenes import HELDOUT_SEED_BASE, make_scene
+from groundreport.demo.train import binding_negative, hard_negative
+
+
+def _scenes(n=300):
+    for i in range(n):
+        yield [(o.colour, o.shape) for o in make_scene(HELDOUT_SEED_BASE + 50_000 + i, (1, 4)).objects]
+
+
+def test_binding_negative_keeps_colours_and_shapes_but_not_their_pairing():
+    rng = random.Random(0)
+    made = 0
+    for objs in _scenes():
+        neg = binding_negative(objs, rng)
+        if neg is None:
+            # only when no two objects differ in both colour and shape, or a swap would repeat one
+            assert len(objs) < 2 or not any(
+                a[0] != b[0] and a[1] != b[1] and (b[0], a[1]) not in objs and (a[0], b[1]) not in objs
+                for a in objs for b in objs)
+            continue
+        made += 1
+        assert Counter(c for c, _ in neg) == Counter(c for c, _ in objs)
+        assert Counter(s for _, s in neg) == Counter(s for _, s in objs)
+        assert len(set(neg)) == len(neg)  # no colour+shape twice, as in a real scene
+        assert set(neg) != set(objs)
+        assert len(set(neg) - set(objs)) == 2  # exactly two objects re-paired
+    assert made > 100
+
+
+def test_hard_negative_changes_one_attribute_of_one_object():
+    rng = random.Random(1)
+    for objs in _scenes():
+        neg = hard_negative(objs, rng)
+        changed = [(a, b) for a, b in zip(objs, neg) if a != b]
+        assert len(changed) == 1
+        (c0, s0), (c1, s1) = changed[0]
+        assert (c0 == c1) != (s0 == s1)
+        assert changed[0][1] not in objs
