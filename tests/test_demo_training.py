@@ -43,3 +43,21 @@ def test_hard_negative_changes_one_attribute_of_one_object():
         (c0, s0), (c1, s1) = changed[0]
         assert (c0 == c1) != (s0 == s1)
         assert changed[0][1] not in objs
+
+
+def test_hide_patches_hides_whole_cells_at_the_given_rate():
+    import torch
+
+    from groundreport.demo.train import hide_patches
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 64, 64) + 5  # never 0 by chance
+    out = hide_patches(x, 0.25, 8)
+    cells = out.reshape(64, 3, 8, 8, 8, 8).permute(0, 2, 4, 1, 3, 5).reshape(64, 8, 8, -1)
+    hidden = (cells == 0).all(-1)
+    kept = (cells != 0).all(-1)
+    assert (hidden | kept).all()  # a cell is hidden whole or not at all
+    assert torch.equal(out[kept.repeat_interleave(8, 1).repeat_interleave(8, 2).unsqueeze(1).expand_as(x)],
+                       x[kept.repeat_interleave(8, 1).repeat_interleave(8, 2).unsqueeze(1).expand_as(x)])
+    assert 0.22 < hidden.float().mean() < 0.28
+    assert torch.equal(hide_patches(x, 0.0, 8), x)

@@ -7,6 +7,10 @@ Losses (all image-level; boxes are never seen):
   naming an object that another scene also has) are masked out rather than punished;
 - a "phrase" loss: sigmoid multi-label between each image and all 30 phrase texts;
 - ITM on the multimodal encoder: the true caption vs its hard negative.
+
+Options tried and measured (README, "The demo model"), off unless set: negatives that swap
+the colours of two objects (binding), a multiple-instance phrase loss on the best patch,
+ITM fed another image's CLS, and hiding random patches (``hide_patches``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class TrainSettings:
     binding_negative_rate: float = 0.0  # hard negatives that swap the colours of two objects
     patch_phrase_loss_weight: float = 0.0  # sigmoid phrase loss on the best-matching patch token (MIL)
     itm_shuffle_image_cls: bool = False  # ITM sees another image's CLS state, so it must read the patches
+    patch_mask_rate: float = 0.0  # each patch hidden (mean colour) with this probability, as occlusion does
     seed: int = 0
     threads: int = 2
 
@@ -99,6 +104,19 @@ def binding_negative(objs: list[tuple[str, str]], rng: random.Random) -> list[tu
     return out
 
 
+def hide_patches(x, rate: float, patch: int):
+    """Set each ``patch``-sized cell of normalised images ``[B, C, H, W]`` to 0 (the mean colour)
+    with probability ``rate``: what the occlusion explainer does, so hiding a patch at explain
+    time is something the model has seen, and no lone background patch can carry the scene."""
+    import torch
+
+    if rate <= 0:
+        return x
+    b, _, h, w = x.shape
+    cells = torch.rand(b, 1, h // patch, w // patch) < rate
+    return x.masked_fill(cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3), 0.0)
+
+
 def multi_hot(objs) -> np.ndarray:
     v = np.zeros(len(ALL_PHRASES), dtype=np.float32)
     for c, s in objs:
@@ -113,7 +131,7 @@ def train(settings: TrainSettings, log=print) -> dict:
 
     from ..models.flava_parts import (encode_image, encode_multimodal, encode_text, image_embedding,
                                       itm_logit, text_embedding)
-    from .model_spec import IMAGE_SIZE, demo_config, demo_processor
+    from .model_spec import IMAGE_SIZE, PATCH_SIZE, demo_config, demo_processor
 
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
@@ -149,7 +167,8 @@ def train(settings: TrainSettings, log=print) -> dict:
         x = pool_t[idx].float() / 255.0
         if rng.random() < 0.5:
             x = x.flip(-1)
-        return (x - mean) / std
+        x = (x - mean) / std
+        return hide_patches(x, settings.patch_mask_rate, PATCH_SIZE)
 
     budget = settings.minutes * 60
     start = time.time()
