@@ -81,7 +81,7 @@ def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
     names = [m["name"] for m in methods if m["name"] in summary["methods"]]
     labels = [m["label"] for m in methods if m["name"] in summary["methods"]]
     vals = [summary["methods"][n]["pointing"] for n in names]
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.0), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.3), dpi=100)
     y = np.arange(len(names))[::-1]
     ax.barh(y, vals, color="#e8743b", height=0.6)
     for value, yy in zip(vals, y):
@@ -94,14 +94,15 @@ def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
     ax.set_yticks(y, labels, fontsize=9)
     ax.set_xlim(0, 1.08)
     ax.set_xlabel("pointing game accuracy")
-    ax.legend(fontsize=8, loc="lower right", frameon=False)
+    # above the bars, so that no bar's value label can run into it
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
     import io
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     atomic.write_text(path, buf.getvalue())
 
