@@ -172,7 +172,7 @@ def train(settings: TrainSettings, log=print) -> dict:
 
     budget = settings.minutes * 60
     start = time.time()
-    step, est_total = 0, None
+    step = 0
     model.train()
     while True:
         elapsed = time.time() - start
@@ -249,15 +249,11 @@ def train(settings: TrainSettings, log=print) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        # warm-up, then cosine decay over the time budget (estimated in steps as we go)
+        # warm-up, then cosine decay over the step count, or else over the time budget itself
+        # (an estimate from the first steps ran out early when those steps were slowed down)
         step += 1
-        if settings.steps is not None:
-            total = settings.steps
-        else:
-            if step == 20:
-                est_total = int(budget / ((time.time() - start) / 20))
-            total = est_total or 10**9
-        lr_factor = min(1.0, step / settings.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+        progress = step / settings.steps if settings.steps is not None else (time.time() - start) / budget
+        lr_factor = min(1.0, step / settings.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         for g in opt.param_groups:
             g["lr"] = settings.lr * lr_factor
         opt.step()
