@@ -3,8 +3,8 @@
 Layer: the output of the last image block's first LayerNorm, the layer pytorch-grad-cam
 recommends for ViTs. Its tokens are on one scale (the residual stream's are not), and the
 last block's *output* would not do: its patch tokens get no gradient from FLAVA's scores
-(only the CLS token is projected). Measured on the demo model: this layer points at the
-named object 0.59 of the time against 0.29 for the raw residual input of the same block.
+(only the CLS token is projected). Measured on the demo model (300 held-out scenes): this
+layer points at the named object 0.54 of the time against 0.26 for the block's raw residual input.
 """
 
 from __future__ import annotations

@@ -30,9 +30,6 @@ class Occlusion(Explainer):
     def __init__(self, batch_size: int = 32):
         self.batch_size = batch_size
 
-    def inputs(self, rec):
-        return []
-
     def drops(self, adapter, pixel_values: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         """``[K, E]`` unit text embeddings -> ``[K, P]`` score drops, patches in row-major order."""
         gh, gw = adapter.grid

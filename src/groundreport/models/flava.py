@@ -250,7 +250,8 @@ class FlavaAdapter:
     def image_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Unit image embeddings, [B, E]; no graph kept (occlusion's many forwards)."""
         with torch.no_grad():
-            return parts.image_embedding(self.flava, parts.encode_image(self.flava, pixel_values))
+            return parts.image_embedding(self.flava, parts.encode_image(self.flava, pixel_values,
+                                                                        output_hidden_states=False))
 
     def phrase_scores(self, rec: ForwardRecord, phrases: list[str]) -> torch.Tensor:
         """Cosine of the pair's image embedding with each phrase encoded as its own text, [K].

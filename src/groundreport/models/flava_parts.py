@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 
 
-def encode_image(flava, pixel_values: torch.Tensor, output_attentions: bool = False):
+def encode_image(flava, pixel_values: torch.Tensor, output_attentions: bool = False,
+                 output_hidden_states: bool = True):
     """Image encoder. Returns the HF output; ``hidden_states`` has L+1 entries [B, 1+P, D]."""
     return flava.image_model(pixel_values=pixel_values, output_attentions=output_attentions,
-                             output_hidden_states=True, return_dict=True)
+                             output_hidden_states=output_hidden_states, return_dict=True)
 
 
 def encode_text(flava, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_attentions: bool = False):
