@@ -51,14 +51,20 @@ def test_word_pieces_merge_into_words(tiny_adapter, pixels):
     assert res.words[-1].tokens == [5, 6]
 
 
+def _plain_text_embeds(adapter, texts):
+    """Unit text embeddings straight from the HF modules (not through the adapter), [K, E]."""
+    flava = adapter.flava
+    enc = adapter.tokenize(texts)
+    with torch.no_grad():
+        t = flava.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[:, 0]
+        return torch.nn.functional.normalize(flava.text_projection(t), dim=-1)
+
+
 def test_gradcam_matches_captum(tiny_adapter, pixels):
     """Our hooked Grad-CAM equals Captum's LayerGradCam on the same layer and target."""
     captum_attr = pytest.importorskip("captum.attr", reason="captum is a test dependency: pip install -e .[test]")
     flava = tiny_adapter.flava
-    enc = tiny_adapter.tokenize([CAPTION_A])
-    with torch.no_grad():
-        txt = torch.nn.functional.normalize(flava.text_projection(
-            flava.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[:, 0]), dim=-1)
+    txt = _plain_text_embeds(tiny_adapter, [CAPTION_A])
     gh, gw = tiny_adapter.grid
 
     class Probe(torch.nn.Module):  # channels-first view of the patch tokens, for Captum to hook
@@ -94,11 +100,7 @@ def test_occlusion_matches_captum(tiny_adapter, pixels):
     """Occlusion's caption and phrase maps equal Captum's ``Occlusion`` with patch-sized windows."""
     captum_attr = pytest.importorskip("captum.attr", reason="captum is a test dependency: pip install -e .[test]")
     flava = tiny_adapter.flava
-    texts = [CAPTION_A, "a red circle", "a blue square"]
-    enc = tiny_adapter.tokenize(texts)
-    with torch.no_grad():
-        t = flava.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[:, 0]
-        txt = torch.nn.functional.normalize(flava.text_projection(t), dim=-1)
+    txt = _plain_text_embeds(tiny_adapter, [CAPTION_A, "a red circle", "a blue square"])
 
     def scores(px):
         img = torch.nn.functional.normalize(flava.image_projection(flava.image_model(pixel_values=px).last_hidden_state[:, 0]), dim=-1)
