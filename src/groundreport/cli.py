@@ -233,7 +233,8 @@ def evaluate(
                                              "Default: held-out demo scenes."),
     images: Optional[Path] = typer.Option(None),
     dataset: str = typer.Option("auto"),
-    split: str = typer.Option("test"),
+    split: str = typer.Option("test", help="Split of the data; for the held-out demo scenes: test, or val "
+                                            "(another seed range, for choosing among trained models)."),
     scenes: int = typer.Option(300, help="Held-out demo scenes (2-4 objects) when --captions is not given."),
     sample: int = typer.Option(0, help="Images to sample (0 = all)."),
     seed: int = typer.Option(0),
@@ -264,9 +265,9 @@ def _evaluate(model, captions, images, dataset, split, scenes, sample, seed, met
 
     with tempfile.TemporaryDirectory() as tmp:
         if captions is None:
-            from .demo.scenes import HELDOUT_SEED_BASE, write_grounding_jsonl
+            from .demo.scenes import heldout_seeds, write_grounding_jsonl
 
-            captions = write_grounding_jsonl(Path(tmp), [HELDOUT_SEED_BASE + i for i in range(scenes)], (2, 4))
+            captions = write_grounding_jsonl(Path(tmp), heldout_seeds(split, scenes), (2, 4))
             dataset = "jsonl"
         skipped: list[tuple[str, str]] = []
         fmt, examples = load_dataset(captions, images, dataset, split, skipped)
@@ -283,18 +284,29 @@ def demo_train(
     steps: Optional[int] = typer.Option(None, help="Optimiser steps (the schedule); default: fill the time cap."),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:N."),
+    split: str = typer.Option("test", help="Held-out scenes to score it on: test, or val."),
 ):
     """Train the demo FLAVA from scratch on synthetic scenes (captions only, no boxes)."""
     from .demo.train import TrainSettings, train
+    from .models.flava import resolve_device
 
-    train(TrainSettings(out_dir=out, minutes=minutes, steps=steps, seed=seed, threads=threads), log=typer.echo)
+    try:
+        resolve_device(device)
+        from .demo.scenes import heldout_seeds
+
+        heldout_seeds(split, 1)
+    except UserError as e:
+        _fail(str(e))
+    train(TrainSettings(out_dir=out, minutes=minutes, steps=steps, seed=seed, threads=threads, device=device),
+          log=typer.echo)
     from .demo.retrieval import image_to_text_top1
     from .models.flava import FlavaAdapter
 
-    top1 = image_to_text_top1(FlavaAdapter.load(str(out), device="cpu"))
+    top1 = image_to_text_top1(FlavaAdapter.load(str(out), device=device))
     typer.echo(f"held-out image->text retrieval, top-1 of 100 captions: {top1:.2f}")
-    manifest = _evaluate(str(out), None, None, "jsonl", "test", 300, 0, 0, _methods(ALL_METHODS), "contrastive",
-                         out.parent / f"{out.name}-eval", "cpu", True, True)
+    manifest = _evaluate(str(out), None, None, "jsonl", split, 300, 0, 0, _methods(ALL_METHODS), "contrastive",
+                         out.parent / f"{out.name}-eval", device, True, True)
     _print_summary(manifest["summary"], manifest["methods"])
 
 

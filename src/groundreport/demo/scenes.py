@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import UserError
+
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "green": (30, 170, 50),
@@ -28,6 +30,7 @@ DISPLAY_SIZE = 256
 TRAIN_SEED_BASE = 0  # training scenes use seeds [0, 10**8)
 HELDOUT_SEED_BASE = 10**9  # evaluation scenes: a range training never touches
 DEMO_SEED_BASE = 2 * 10**9  # the bundled gallery scenes
+VALIDATION_OFFSET = 100_000  # held-out "val" scenes, for choosing among trained models; "test" starts at 0
 
 
 def phrase_text(colour: str, shape: str) -> str:
@@ -137,6 +140,13 @@ def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPL
     order = objects[:]
     rng.shuffle(order)
     return Scene(seed=seed, image=image, objects=order, caption=join_phrases([o.phrase for o in order]))
+
+
+def heldout_seeds(split: str, n: int) -> list[int]:
+    """Seeds of ``n`` held-out scenes: "test" (what the README's scores use) or "val"."""
+    if split not in ("test", "val"):
+        raise UserError(f"held-out demo scenes come in splits test and val, not {split!r}")
+    return [HELDOUT_SEED_BASE + (VALIDATION_OFFSET if split == "val" else 0) + i for i in range(n)]
 
 
 def write_grounding_jsonl(out_dir: Path, seeds: list[int], n_objects: tuple[int, int] = (1, 4),

@@ -51,8 +51,10 @@ class TrainSettings:
     patch_phrase_loss_weight: float = 0.0  # sigmoid phrase loss on the best-matching patch token (MIL)
     itm_shuffle_image_cls: bool = False  # ITM sees another image's CLS state, so it must read the patches
     patch_mask_rate: float = 0.0  # each patch hidden (mean colour) with this probability, as occlusion does
+    ema_decay: float = 0.0  # > 0: save an exponential moving average of the weights (the raw ones go to out_dir/raw)
     seed: int = 0
     threads: int = 2
+    device: str = "auto"  # CUDA when present; the random draws stay on the CPU either way
 
 
 def _render_chunk(args):
@@ -113,7 +115,7 @@ def hide_patches(x, rate: float, patch: int):
     if rate <= 0:
         return x
     b, _, h, w = x.shape
-    cells = torch.rand(b, 1, h // patch, w // patch) < rate
+    cells = (torch.rand(b, 1, h // patch, w // patch) < rate).to(x.device)
     return x.masked_fill(cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3), 0.0)
 
 
@@ -129,29 +131,31 @@ def train(settings: TrainSettings, log=print) -> dict:
     import torch.nn.functional as F
     from transformers import FlavaForPreTraining
 
+    from ..models.flava import resolve_device
     from ..models.flava_parts import (encode_image, encode_multimodal, encode_text, image_embedding,
                                       itm_logit, text_embedding)
     from .model_spec import IMAGE_SIZE, PATCH_SIZE, demo_config, demo_processor
 
+    dev = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     rng = random.Random(settings.seed)
     processor = demo_processor()
     tok = processor.tokenizer
-    mean = torch.tensor(processor.image_processor.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(processor.image_processor.image_std).view(1, 3, 1, 1)
+    mean = torch.tensor(processor.image_processor.image_mean, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_processor.image_std, device=dev).view(1, 3, 1, 1)
 
     t0 = time.time()
     pool, pool_objs = render_pool(settings.pool_size, IMAGE_SIZE, workers=settings.threads)
     pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
-    log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s")
+    log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training on {dev}")
 
-    model = FlavaForPreTraining(demo_config())
+    model = FlavaForPreTraining(demo_config()).to(dev)  # initialised on the CPU, so seeded alike
     flava = model.flava
-    phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
-    phrase_bias = torch.nn.Parameter(torch.tensor(-3.0))
-    patch_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
-    patch_bias = torch.nn.Parameter(torch.tensor(-3.0))
+    phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
+    phrase_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
+    patch_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
+    patch_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
     params = [p for n, p in model.named_parameters()
               if n.startswith("flava.") or n.startswith("itm_head.")] + [phrase_scale, phrase_bias]
     if settings.patch_phrase_loss_weight > 0:
@@ -160,11 +164,12 @@ def train(settings: TrainSettings, log=print) -> dict:
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    ema = [p.detach().clone() for p in params] if settings.ema_decay > 0 else None
     phrase_tokens = tok([with_art for with_art in (join_phrases([p]) for p in ALL_PHRASES)],
-                        padding=True, return_tensors="pt")
+                        padding=True, return_tensors="pt").to(dev)
 
     def to_pixels(idx):
-        x = pool_t[idx].float() / 255.0
+        x = pool_t[idx].to(dev).float() / 255.0
         if rng.random() < 0.5:
             x = x.flip(-1)
         x = (x - mean) / std
@@ -191,7 +196,7 @@ def train(settings: TrainSettings, log=print) -> dict:
                 neg = binding_negative(objs, rng)
             neg_objs.append(neg or hard_negative(objs, rng))
         captions = [join_phrases([phrase_text(*o) for o in objs]) for objs in pos_objs + neg_objs]
-        enc = tok(captions, padding=True, return_tensors="pt")
+        enc = tok(captions, padding=True, return_tensors="pt").to(dev)
         pixels = to_pixels(idx)
 
         image_out = encode_image(flava, pixels)
@@ -206,16 +211,17 @@ def train(settings: TrainSettings, log=print) -> dict:
         matches = (cap_hot @ scene_hot.T) == cap_hot.sum(1, keepdim=True)  # [2B texts, B images]
         own = torch.zeros_like(matches)
         own[torch.arange(b), torch.arange(b)] = True
-        false_neg = matches & ~own
+        false_neg = (matches & ~own).to(dev)
+        scene_hot = scene_hot.to(dev)
         logits_i2t = (scale * img @ txt.T).masked_fill(false_neg.T, float("-inf"))
         logits_t2i = (scale * txt[:b] @ img.T).masked_fill(false_neg[:b], float("-inf"))
-        target = torch.arange(b)
+        target = torch.arange(b, device=dev)
         loss_con = (F.cross_entropy(logits_i2t, target) + F.cross_entropy(logits_t2i, target)) / 2
 
         ph = text_embedding(flava, encode_text(flava, phrase_tokens["input_ids"], phrase_tokens["attention_mask"]))
         ph_logits = phrase_scale.exp() * img @ ph.T + phrase_bias
         loss_phrase = F.binary_cross_entropy_with_logits(ph_logits, scene_hot)
-        loss_patch = torch.zeros(())
+        loss_patch = torch.zeros((), device=dev)
         if settings.patch_phrase_loss_weight > 0:
             # multiple-instance: a phrase is in the image when its best patch says so
             patches = F.normalize(flava.image_projection(image_out.last_hidden_state[:, 1:]), dim=-1)
@@ -233,7 +239,7 @@ def train(settings: TrainSettings, log=print) -> dict:
                 if others:
                     row = rng.choice(others)
             neg_rows.append(row)
-        rows = torch.tensor(list(range(m)) + neg_rows)
+        rows = torch.tensor(list(range(m)) + neg_rows, device=dev)
         img_states = image_out.hidden_states[-1][:m].repeat(2, 1, 1)
         if settings.itm_shuffle_image_cls:
             # the image CLS summarises the whole scene; give ITM another image's, so that
@@ -241,7 +247,7 @@ def train(settings: TrainSettings, log=print) -> dict:
             img_states = torch.cat([img_states[:, :1].roll(1, dims=0), img_states[:, 1:]], dim=1)
         mm_out = encode_multimodal(flava, img_states, text_out.hidden_states[-1][rows], enc["attention_mask"][rows])
         itm = itm_logit(model.itm_head, mm_out)
-        itm_target = torch.cat([torch.ones(m), torch.zeros(m)])
+        itm_target = torch.cat([torch.ones(m), torch.zeros(m)]).to(dev)
         loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
 
         loss = (loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
@@ -257,6 +263,10 @@ def train(settings: TrainSettings, log=print) -> dict:
         for g in opt.param_groups:
             g["lr"] = settings.lr * lr_factor
         opt.step()
+        if ema is not None:
+            with torch.no_grad():  # the usual warm-up of the decay, so early weights fade fast
+                torch._foreach_lerp_(ema, [p.detach() for p in params],
+                                     1 - min(settings.ema_decay, (1 + step) / (10 + step)))
         if step % 100 == 0:
             itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
@@ -265,7 +275,12 @@ def train(settings: TrainSettings, log=print) -> dict:
     model.eval()
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+    if ema is not None:
+        model.cpu().save_pretrained(out / "raw")
+        processor.save_pretrained(out / "raw")
+        with torch.no_grad():
+            torch._foreach_copy_(params, ema)
+    model.cpu().save_pretrained(out)
     processor.save_pretrained(out)
     log(f"saved to {out} after {step} steps, {(time.time() - start) / 60:.1f} min")
     return {"steps": step, "minutes": (time.time() - start) / 60}
