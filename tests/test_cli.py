@@ -117,6 +117,9 @@ def test_explain_one_pair(tiny_model_dir, tmp_path):
     (["build", "--demo", "--methods", "gradcam,magic"], "unknown method"),
     (["build", "--demo", "--device", "cuda:7"], None),
     (["render", "--report", "no-such-report"], "run 'groundreport build' first"),
+    (["eval", "--split", "train", "--scenes", "2"], "splits test and val"),
+    (["demo", "train", "--device", "gpu", "--out", "m"], "unknown --device"),
+    (["demo", "train", "--split", "all", "--out", "m"], "splits test and val"),
 ])
 def test_user_mistakes_are_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

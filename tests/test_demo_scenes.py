@@ -49,3 +49,12 @@ def test_scenes_load_as_grounding_jsonl(tmp_path):
     for ph, obj in zip(cap.phrases, make_scene(100).objects):
         assert ph.text.endswith(obj.phrase) and ph.boxes == (tuple(float(v) for v in obj.box),)
         assert cap.text[slice(*ph.span)] == ph.text
+
+
+def test_heldout_splits_are_disjoint_and_never_training_seeds():
+    from groundreport.demo.scenes import heldout_seeds
+
+    val, test = heldout_seeds("val", 1000), heldout_seeds("test", 1000)
+    assert len(set(val)) == len(set(test)) == 1000 and not set(val) & set(test)
+    assert min(val + test) >= 10**8  # training draws its scenes from seeds [0, pool_size)
+    assert test[:3] == heldout_seeds("test", 3)  # a smaller set is a prefix: scores stay comparable

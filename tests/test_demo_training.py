@@ -61,3 +61,52 @@ def test_hide_patches_hides_whole_cells_at_the_given_rate():
     assert torch.equal(out[kept_pixels], x[kept_pixels])
     assert 0.22 < hidden.float().mean() < 0.28
     assert torch.equal(hide_patches(x, 0.0, 8), x)
+
+
+def test_ema_update_is_the_warmed_up_moving_average():
+    import torch
+
+    from groundreport.demo.train import ema_update
+
+    ema, expected = [torch.zeros(3)], torch.zeros(3)
+    for step in range(1, 60):
+        w = torch.full((3,), float(step))
+        ema_update(ema, [w], 0.9, step)
+        d = min(0.9, (1 + step) / (10 + step))
+        expected = d * expected + (1 - d) * w
+    assert torch.allclose(ema[0], expected)
+    assert 50 < ema[0][0] < 59  # lags the last weights (59), as a decay of 0.9 should
+
+
+def _tiny_run(out, **kw):
+    from groundreport.demo.train import TrainSettings, train
+
+    return train(TrainSettings(out_dir=out, steps=3, pool_size=48, batch_size=8, itm_pairs=8, threads=1,
+                               device="cpu", **kw), log=lambda m: None)
+
+
+def test_training_is_seeded_and_saves_a_loadable_model(tmp_path):
+    from safetensors.torch import load_file
+
+    from groundreport.models.flava import FlavaAdapter
+
+    assert _tiny_run(tmp_path / "a")["steps"] == 3
+    _tiny_run(tmp_path / "b")
+    _tiny_run(tmp_path / "c", seed=1)
+    a, b, c = (load_file(tmp_path / n / "model.safetensors") for n in "abc")
+    assert all(a[k].equal(b[k]) for k in a)  # same seed, same weights
+    assert not all(a[k].equal(c[k]) for k in a)
+    adapter = FlavaAdapter.load(str(tmp_path / "a"), device="cpu", offline=True)
+    assert adapter.grid == (8, 8)
+
+
+def test_ema_run_saves_averaged_weights_and_the_raw_ones(tmp_path):
+    from safetensors.torch import load_file
+
+    _tiny_run(tmp_path / "plain")
+    _tiny_run(tmp_path / "ema", ema_decay=0.99)
+    plain, raw = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "ema" / "raw" / "model.safetensors")
+    ema = load_file(tmp_path / "ema" / "model.safetensors")
+    assert all(plain[k].equal(raw[k]) for k in plain)  # the average never feeds back into training
+    changed = [k for k in ema if not ema[k].equal(raw[k])]
+    assert changed and all(k.startswith(("flava.", "itm_head.")) for k in changed)

@@ -119,6 +119,15 @@ def hide_patches(x, rate: float, patch: int):
     return x.masked_fill(cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3), 0.0)
 
 
+def ema_update(ema, params, decay: float, step: int) -> None:
+    """``ema = d * ema + (1 - d) * params`` with ``d = min(decay, (1 + step) / (10 + step))``: the
+    usual warm-up of the decay, so that the random initial weights fade out fast."""
+    import torch
+
+    with torch.no_grad():
+        torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(decay, (1 + step) / (10 + step)))
+
+
 def multi_hot(objs) -> np.ndarray:
     v = np.zeros(len(ALL_PHRASES), dtype=np.float32)
     for c, s in objs:
@@ -264,9 +273,7 @@ def train(settings: TrainSettings, log=print) -> dict:
             g["lr"] = settings.lr * lr_factor
         opt.step()
         if ema is not None:
-            with torch.no_grad():  # the usual warm-up of the decay, so early weights fade fast
-                torch._foreach_lerp_(ema, [p.detach() for p in params],
-                                     1 - min(settings.ema_decay, (1 + step) / (10 + step)))
+            ema_update(ema, params, settings.ema_decay, step)
         if step % 100 == 0:
             itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
