@@ -58,3 +58,23 @@ def test_heldout_splits_are_disjoint_and_never_training_seeds():
     assert len(set(val)) == len(set(test)) == 1000 and not set(val) & set(test)
     assert min(val + test) >= 10**8  # training draws its scenes from seeds [0, pool_size)
     assert test[:3] == heldout_seeds("test", 3)  # a smaller set is a prefix: scores stay comparable
+
+
+def test_leave_out_draws_the_same_scene_without_one_object():
+    import numpy as np
+
+    from groundreport.demo.scenes import make_scene
+
+    for seed in range(30):
+        whole = make_scene(seed)
+        part = make_scene(seed, leave_out=seed)
+        if len(whole.objects) == 1:
+            assert part.objects == whole.objects and part.image.tobytes() == whole.image.tobytes()
+            continue
+        gone = [o for o in whole.objects if o not in part.objects]
+        assert len(gone) == 1 and len(part.objects) == len(whole.objects) - 1
+        changed = np.nonzero((np.asarray(whole.image, int) != np.asarray(part.image, int)).any(-1))
+        x0, y0, x1, y1 = gone[0].box
+        assert changed[0].size and x0 <= changed[1].min() and changed[1].max() < x1
+        assert y0 <= changed[0].min() and changed[0].max() < y1  # only the left-out object's pixels
+        assert gone[0].phrase not in part.caption

@@ -105,8 +105,32 @@ def test_ema_run_saves_averaged_weights_and_the_raw_ones(tmp_path):
 
     _tiny_run(tmp_path / "plain")
     _tiny_run(tmp_path / "ema", ema_decay=0.99)
+    _tiny_run(tmp_path / "pairs", minimal_pair_rate=0.25)  # the minimal-pair path trains too
+    assert not all(a.equal(b) for a, b in zip(load_file(tmp_path / "pairs" / "model.safetensors").values(),
+                                               load_file(tmp_path / "plain" / "model.safetensors").values()))
     plain, raw = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "ema" / "raw" / "model.safetensors")
     ema = load_file(tmp_path / "ema" / "model.safetensors")
     assert all(plain[k].equal(raw[k]) for k in plain)  # the average never feeds back into training
     changed = [k for k in ema if not ema[k].equal(raw[k])]
     assert changed and all(k.startswith(("flava.", "itm_head.")) for k in changed)
+
+
+def test_minimal_pair_batches_hold_scenes_and_their_partners():
+    import torch
+
+    from groundreport.demo.train import batch_indices, render_pool
+
+    objs, part = render_pool(40, 16, workers=1)[1], render_pool(40, 16, workers=1, leave_out=True)[1]
+    pool_objs = objs + part
+    torch.manual_seed(0)
+    for _ in range(20):
+        idx = batch_indices(pool_objs, 40, 16, 4).tolist()
+        assert len(idx) == 16 and all(i < 40 for i in idx[:12])
+        partners = [i for i in idx[12:] if i >= 40]
+        assert len(partners) >= 2  # most scenes have two objects or more
+        for i in partners:
+            assert i - 40 in idx[:12] and len(pool_objs[i]) == len(pool_objs[i - 40]) - 1
+            assert set(pool_objs[i]) < set(pool_objs[i - 40])  # its caption matches the scene too
+    torch.manual_seed(0)
+    plain = batch_indices(pool_objs, 40, 16, 0)
+    assert len(plain) == 16 and plain.max() < 40

@@ -106,20 +106,23 @@ def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPLAY_SIZE) -> Scene:
-    """Render one scene. ``n_objects`` is an inclusive range; boxes are tight pixel boxes."""
+def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPLAY_SIZE,
+               leave_out: int | None = None) -> Scene:
+    """Render one scene. ``n_objects`` is an inclusive range; boxes are tight pixel boxes.
+
+    ``leave_out``: the same scene with one object not drawn (the one placed
+    ``leave_out % count``-th), all else equal: a minimal pair for training. A scene of one
+    object is left whole."""
     rng = random.Random(seed)
     n = rng.randint(*n_objects)
     grey = rng.randint(95, 165)
     noise = np.random.default_rng(seed).normal(0, 4, (size, size, 1))
     base = np.clip(grey + noise, 0, 255).astype(np.uint8).repeat(3, axis=2)
-    image = Image.fromarray(base)
-    draw = ImageDraw.Draw(image)
     used: set[tuple[str, str]] = set()
     placed: list[tuple[int, int, int, int]] = []
-    objects: list[SceneObject] = []
+    kinds: list[tuple[str, str]] = []
     attempts = 0
-    while len(objects) < n and attempts < 500:
+    while len(placed) < n and attempts < 500:
         attempts += 1
         side = rng.randint(int(0.17 * size), int(0.33 * size))
         x0, y0 = rng.randint(0, size - side), rng.randint(0, size - side)
@@ -133,6 +136,14 @@ def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPL
             continue
         used.add((colour, shape))
         placed.append(box)
+        kinds.append((colour, shape))
+    skip = None if leave_out is None or len(placed) < 2 else leave_out % len(placed)  # never empty
+    image = Image.fromarray(base)
+    draw = ImageDraw.Draw(image)
+    objects: list[SceneObject] = []
+    for k, (box, (colour, shape)) in enumerate(zip(placed, kinds)):
+        if k == skip:
+            continue
         mask_img = Image.new("L", (size, size), 0)
         _draw(ImageDraw.Draw(mask_img), shape, box, 255)
         _draw(draw, shape, box, COLOURS[colour])

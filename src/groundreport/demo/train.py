@@ -51,6 +51,7 @@ class TrainSettings:
     patch_phrase_loss_weight: float = 0.0  # sigmoid phrase loss on the best-matching patch token (MIL)
     itm_shuffle_image_cls: bool = False  # ITM sees another image's CLS state, so it must read the patches
     patch_mask_rate: float = 0.0  # each patch hidden (mean colour) with this probability, as occlusion does
+    minimal_pair_rate: float = 0.0  # this share of each batch: batch scenes re-rendered with one object left out
     ema_decay: float = 0.0  # > 0: save an exponential moving average of the weights (the raw ones go to out_dir/raw)
     seed: int = 0
     threads: int = 2
@@ -58,21 +59,24 @@ class TrainSettings:
 
 
 def _render_chunk(args):
-    seeds, image_size = args
+    seeds, image_size, leave_out = args
     from PIL import Image
 
     images, objects = [], []
     for s in seeds:
-        scene = make_scene(s)
+        scene = make_scene(s, leave_out=s % 12 if leave_out else None)
         img = scene.image.resize((image_size, image_size), Image.BICUBIC)
         images.append(np.asarray(img, dtype=np.uint8))
         objects.append([(o.colour, o.shape) for o in scene.objects])
     return np.stack(images), objects
 
 
-def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2):
-    """Scenes resized as the processor does (bicubic); normalisation happens per batch."""
-    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size) for i in range(0, n, 1000)]
+def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2,
+                leave_out: bool = False):
+    """Scenes resized as the processor does (bicubic); normalisation happens per batch.
+    ``leave_out``: the same scenes, each with one of its objects not drawn."""
+    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size, leave_out)
+              for i in range(0, n, 1000)]
     with ProcessPoolExecutor(workers) as ex:
         parts = list(ex.map(_render_chunk, chunks))
     return np.concatenate([p[0] for p in parts]), [o for p in parts for o in p[1]]
@@ -119,6 +123,19 @@ def hide_patches(x, rate: float, patch: int):
     return x.masked_fill(cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3), 0.0)
 
 
+def batch_indices(pool_objs, n_pool: int, batch: int, n_pairs: int):
+    """``batch`` pool rows: random scenes, then the minimal-pair partners (row ``n_pool + i``) of
+    the first ``n_pairs`` of them that have one, topped up with random scenes."""
+    import torch
+
+    idx = torch.randint(0, n_pool, (batch - n_pairs,))
+    if not n_pairs:
+        return idx
+    pairs = [n_pool + i for i in idx.tolist() if len(pool_objs[i]) > 1][:n_pairs]
+    fill = torch.randint(0, n_pool, (n_pairs - len(pairs),))
+    return torch.cat([idx, torch.tensor(pairs, dtype=idx.dtype), fill])
+
+
 def ema_update(ema, params, decay: float, step: int) -> None:
     """``ema = d * ema + (1 - d) * params`` with ``d = min(decay, (1 + step) / (10 + step))``: the
     usual warm-up of the decay, so that the random initial weights fade out fast."""
@@ -156,6 +173,11 @@ def train(settings: TrainSettings, log=print) -> dict:
 
     t0 = time.time()
     pool, pool_objs = render_pool(settings.pool_size, IMAGE_SIZE, workers=settings.threads)
+    n_pool = len(pool)
+    n_pairs = round(settings.minimal_pair_rate * settings.batch_size)
+    if n_pairs:  # scene i's minimal-pair partner sits at n_pool + i (1-object scenes have none)
+        partners, partner_objs = render_pool(settings.pool_size, IMAGE_SIZE, workers=settings.threads, leave_out=True)
+        pool, pool_objs = np.concatenate([pool, partners]), pool_objs + partner_objs
     pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
     log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training on {dev}")
 
@@ -192,7 +214,7 @@ def train(settings: TrainSettings, log=print) -> dict:
         elapsed = time.time() - start
         if elapsed > budget or (settings.steps is not None and step >= settings.steps):
             break
-        idx = torch.randint(0, len(pool), (settings.batch_size,))
+        idx = batch_indices(pool_objs, n_pool, settings.batch_size, n_pairs)
         pos_objs, neg_objs = [], []
         for i in idx.tolist():
             objs = list(pool_objs[i])
