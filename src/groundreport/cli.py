@@ -288,13 +288,12 @@ def demo_train(
     split: str = typer.Option("test", help="Held-out scenes to score it on: test, or val."),
 ):
     """Train the demo FLAVA from scratch on synthetic scenes (captions only, no boxes)."""
+    from .demo.scenes import heldout_seeds
     from .demo.train import TrainSettings, train
     from .models.flava import resolve_device
 
-    try:
+    try:  # check the arguments before a long run, not after it
         resolve_device(device)
-        from .demo.scenes import heldout_seeds
-
         heldout_seeds(split, 1)
     except UserError as e:
         _fail(str(e))

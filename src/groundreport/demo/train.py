@@ -10,7 +10,10 @@ Losses (all image-level; boxes are never seen):
 
 Options tried and measured (README, "The demo model"), off unless set: negatives that swap
 the colours of two objects (binding), a multiple-instance phrase loss on the best patch,
-ITM fed another image's CLS, and hiding random patches (``hide_patches``).
+ITM fed another image's CLS, hiding random patches (``hide_patches``), minimal pairs (batch
+scenes re-rendered with one object left out) and a moving average of the weights.
+
+Runs on CUDA when present (``device``); the random draws stay on the CPU.
 """
 
 from __future__ import annotations
