@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .model_spec import IMAGE_SIZE
 from .scenes import ALL_PHRASES, COLOURS, SHAPES, TRAIN_SEED_BASE, join_phrases, make_scene, phrase_text
 
 PHRASE_INDEX = {p: i for i, p in enumerate(ALL_PHRASES)}
@@ -56,6 +57,7 @@ class TrainSettings:
     patch_mask_rate: float = 0.0  # each patch hidden (mean colour) with this probability, as occlusion does
     minimal_pair_rate: float = 0.0  # this share of each batch: batch scenes re-rendered with one object left out
     ema_decay: float = 0.0  # > 0: save an exponential moving average of the weights (the raw ones go to out_dir/raw)
+    image_size: int = IMAGE_SIZE  # model input (8 px patches); tried 96 for a 12x12 grid
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # CUDA when present; the random draws stay on the CPU either way
@@ -163,28 +165,29 @@ def train(settings: TrainSettings, log=print) -> dict:
     from ..models.flava import resolve_device
     from ..models.flava_parts import (encode_image, encode_multimodal, encode_text, image_embedding,
                                       itm_logit, text_embedding)
-    from .model_spec import IMAGE_SIZE, PATCH_SIZE, demo_config, demo_processor
+    from .model_spec import PATCH_SIZE, demo_config, demo_processor
 
     dev = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     rng = random.Random(settings.seed)
-    processor = demo_processor()
+    processor = demo_processor(settings.image_size)
     tok = processor.tokenizer
     mean = torch.tensor(processor.image_processor.image_mean, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_processor.image_std, device=dev).view(1, 3, 1, 1)
 
     t0 = time.time()
-    pool, pool_objs = render_pool(settings.pool_size, IMAGE_SIZE, workers=settings.threads)
+    pool, pool_objs = render_pool(settings.pool_size, settings.image_size, workers=settings.threads)
     n_pool = len(pool)
     n_pairs = round(settings.minimal_pair_rate * settings.batch_size)
     if n_pairs:  # scene i's minimal-pair partner sits at n_pool + i (1-object scenes have none)
-        partners, partner_objs = render_pool(settings.pool_size, IMAGE_SIZE, workers=settings.threads, leave_out=True)
+        partners, partner_objs = render_pool(settings.pool_size, settings.image_size, workers=settings.threads,
+                                                  leave_out=True)
         pool, pool_objs = np.concatenate([pool, partners]), pool_objs + partner_objs
     pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
     log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training on {dev}")
 
-    model = FlavaForPreTraining(demo_config()).to(dev)  # initialised on the CPU, so seeded alike
+    model = FlavaForPreTraining(demo_config(image_size=settings.image_size)).to(dev)  # initialised on the CPU, so seeded alike
     flava = model.flava
     phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
     phrase_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
