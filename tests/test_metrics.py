@@ -70,3 +70,29 @@ def test_summary_averages_over_phrases():
     assert s["methods"]["m"] == {"pointing": 0.5, "box_accuracy": 0.5}
     assert s["baselines"]["random_point"] == pytest.approx(0.3)
     assert summarise([{"phrases": []}]) is None
+
+
+def test_border_peak_is_not_pushed_to_the_image_edge():
+    # the top patch of an 8x8 grid sits on the top border: bilinear resizing makes the map
+    # flat from that patch's centre (y ~ 16) up to y = 0; row-order argmax would say y = 0
+    m = np.zeros((8, 8), dtype=np.float32)
+    m[0, 2] = 1.0  # pixels x 64..95, y 0..31 of a 256 px image
+    s = score_map(m, (256, 256), [(64, 4, 96, 32)])  # an object that stops short of the edge
+    assert 64 <= s.point[0] < 96 and 4 <= s.point[1] < 16
+    assert s.pointing_hit
+    # a unique interior peak is where it always was: the patch centre
+    m = np.zeros((8, 8), dtype=np.float32)
+    m[3, 5] = 1.0
+    assert score_map(m, (256, 256), [(0, 0, 1, 1)]).point == (175, 111)
+
+
+def test_tied_separate_peaks_point_at_one_of_them():
+    m = np.zeros((8, 8), dtype=np.float32)
+    m[2, 2] = m[5, 5] = 1.0  # the centroid of the two lies between them, on neither
+    x, y = score_map(m, (256, 256), [(0, 0, 1, 1)]).point
+    assert (64 <= x < 96 and 64 <= y < 96) or (160 <= x < 192 and 160 <= y < 192)
+
+
+def test_constant_map_points_nowhere():
+    s = score_map(np.full((4, 4), 0.5, dtype=np.float32), (64, 64), [(0, 0, 64, 64)])
+    assert not s.pointing_hit  # even a box that covers the whole image

@@ -2,6 +2,10 @@
 
 - Pointing game, phrase-grounding form (as in WWbL): resize the map to the original image,
   take its argmax; a hit when that pixel lies inside any of the phrase's boxes. No tolerance.
+  Ties: bilinear resizing leaves a plateau wherever the top patch lies on the image border
+  (the map is flat from that patch's centre out to the edge). The point is the tied pixel
+  nearest the plateau's centroid, not its first pixel in row order, which always sat on the
+  image edge. A map with no peak at all (constant) is a miss.
 - Box accuracy: threshold the resized map at ``BOX_THRESHOLD`` of its max, keep the largest
   connected region, take its bounding box; a hit when IoU >= 0.5 with the union box of the
   phrase's boxes.
@@ -43,9 +47,10 @@ def iou(a, b) -> float:
 
 
 def peak(full: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the map's maximum (first one in row-major order on ties)."""
-    y, x = np.unravel_index(int(np.argmax(full)), full.shape)
-    return int(x), int(y)
+    """(x, y) of the map's maximum; among tied pixels, the one nearest their centroid."""
+    ys, xs = np.nonzero(full == full.max())
+    k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    return int(xs[k]), int(ys[k])
 
 
 def map_to_box(full: np.ndarray, threshold: float = BOX_THRESHOLD) -> tuple[int, int, int, int]:
@@ -77,7 +82,9 @@ def score_map(m: np.ndarray, image_size: tuple[int, int], boxes) -> PhraseScore:
     full = resize_map(m, image_size)
     x, y = peak(full)
     box = map_to_box(full)
-    return PhraseScore((x, y), any(_inside(x + 0.5, y + 0.5, b) for b in boxes), box, iou(box, union_box(boxes)))
+    has_peak = bool(full.max() > full.min())
+    return PhraseScore((x, y), has_peak and any(_inside(x + 0.5, y + 0.5, b) for b in boxes), box,
+                       iou(box, union_box(boxes)))
 
 
 def baselines(image_size: tuple[int, int], boxes, n_objects: int) -> dict[str, float]:
