@@ -100,6 +100,15 @@ def test_training_is_seeded_and_saves_a_loadable_model(tmp_path):
     assert adapter.grid == (8, 8)
 
 
+def test_input_and_patch_size_set_the_saved_model_and_processor(tmp_path):
+    from groundreport.models.flava import FlavaAdapter
+
+    _tiny_run(tmp_path / "p12", image_size=96, patch_size=12)
+    adapter = FlavaAdapter.load(str(tmp_path / "p12"), device="cpu", offline=True)
+    assert adapter.grid == (8, 8)  # 96 px in 12 px patches
+    assert adapter.processor.image_processor.size["height"] == 96
+
+
 def test_ema_run_keeps_raw_weights_and_minimal_pairs_change_the_batches(tmp_path):
     from safetensors.torch import load_file
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model_spec import IMAGE_SIZE
+from .model_spec import IMAGE_SIZE, PATCH_SIZE
 from .scenes import ALL_PHRASES, COLOURS, SHAPES, TRAIN_SEED_BASE, join_phrases, make_scene, phrase_text
 
 PHRASE_INDEX = {p: i for i, p in enumerate(ALL_PHRASES)}
@@ -57,7 +57,8 @@ class TrainSettings:
     patch_mask_rate: float = 0.0  # each patch hidden (mean colour) with this probability, as occlusion does
     minimal_pair_rate: float = 0.0  # this share of each batch: batch scenes re-rendered with one object left out
     ema_decay: float = 0.0  # > 0: save an exponential moving average of the weights (the raw ones go to out_dir/raw)
-    image_size: int = IMAGE_SIZE  # model input (8 px patches); tried 96 for a 12x12 grid
+    image_size: int = IMAGE_SIZE  # model input; tried 96 (with 8 px patches, a 12x12 grid)
+    patch_size: int = PATCH_SIZE  # ViT patch side in model-input pixels
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # CUDA when present; the random draws stay on the CPU either way
@@ -165,7 +166,7 @@ def train(settings: TrainSettings, log=print) -> dict:
     from ..models.flava import resolve_device
     from ..models.flava_parts import (encode_image, encode_multimodal, encode_text, image_embedding,
                                       itm_logit, text_embedding)
-    from .model_spec import PATCH_SIZE, demo_config, demo_processor
+    from .model_spec import demo_config, demo_processor
 
     dev = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
@@ -187,7 +188,7 @@ def train(settings: TrainSettings, log=print) -> dict:
     pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
     log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training on {dev}")
 
-    model = FlavaForPreTraining(demo_config(image_size=settings.image_size)).to(dev)  # initialised on the CPU, so seeded alike
+    model = FlavaForPreTraining(demo_config(image_size=settings.image_size, patch_size=settings.patch_size)).to(dev)  # initialised on the CPU, so seeded alike
     flava = model.flava
     phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
     phrase_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
@@ -210,7 +211,7 @@ def train(settings: TrainSettings, log=print) -> dict:
         if rng.random() < 0.5:
             x = x.flip(-1)
         x = (x - mean) / std
-        return hide_patches(x, settings.patch_mask_rate, PATCH_SIZE)
+        return hide_patches(x, settings.patch_mask_rate, settings.patch_size)
 
     budget = settings.minutes * 60
     start = time.time()
