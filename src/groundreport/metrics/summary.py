@@ -29,6 +29,6 @@ def summarise(pairs: list[dict]) -> dict | None:
         "phrases": n,
         "methods": {m: {"pointing": t[0] / n, "box_accuracy": t[1] / n} for m, t in totals.items()},
         "baselines": {k: sum(v) / len(v) for k, v in base.items()},
-        "pointing_form": "argmax of the map resized to the image, inside any box of the phrase (no tolerance)",
+        "pointing_form": "argmax of the map resized to the image (ties: the middle of the tied pixels), inside any box of the phrase (no tolerance)",
         "box_form": "largest region above 0.5 x max; hit at IoU >= 0.5 with the union of the phrase's boxes",
     }
