@@ -120,6 +120,8 @@ def test_explain_one_pair(tiny_model_dir, tmp_path):
     (["eval", "--split", "train", "--scenes", "2"], "splits test and val"),
     (["demo", "train", "--device", "gpu", "--out", "m"], "unknown --device"),
     (["demo", "train", "--split", "all", "--out", "m"], "splits test and val"),
+    (["demo", "train", "--steps", "-5", "--out", "m"], "--steps must be >= 0"),
+    (["demo", "train", "--minutes", "0", "--out", "m"], "--minutes > 0"),
 ])
 def test_user_mistakes_are_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

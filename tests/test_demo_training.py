@@ -78,11 +78,11 @@ def test_ema_update_is_the_warmed_up_moving_average():
     assert 50 < ema[0][0] < 59  # lags the last weights (59), as a decay of 0.9 should
 
 
-def _tiny_run(out, **kw):
+def _tiny_run(out, log=lambda m: None, **kw):
     from groundreport.demo.train import TrainSettings, train
 
-    return train(TrainSettings(out_dir=out, steps=3, pool_size=48, batch_size=8, itm_pairs=8, threads=1,
-                               device="cpu", **kw), log=lambda m: None)
+    settings = dict(steps=3, pool_size=48, batch_size=8, itm_pairs=8, threads=1, device="cpu") | kw
+    return train(TrainSettings(out_dir=out, **settings), log=log)
 
 
 def test_training_is_seeded_and_saves_a_loadable_model(tmp_path):
@@ -98,6 +98,15 @@ def test_training_is_seeded_and_saves_a_loadable_model(tmp_path):
     assert not all(a[k].equal(c[k]) for k in a)
     adapter = FlavaAdapter.load(str(tmp_path / "a"), device="cpu", offline=True)
     assert adapter.grid == (8, 8)
+
+
+def test_a_time_cap_that_cuts_the_schedule_says_so(tmp_path):
+    cut, whole = [], []
+    res = _tiny_run(tmp_path / "cut", log=cut.append, steps=500, minutes=0.002)
+    assert res["steps"] < 500
+    assert any(m.startswith("warning:") and f"step {res['steps']} of 500" in m for m in cut)
+    _tiny_run(tmp_path / "whole", log=whole.append)
+    assert whole and not any(m.startswith("warning:") for m in whole)
 
 
 def test_input_and_patch_size_set_the_saved_model_and_processor(tmp_path):

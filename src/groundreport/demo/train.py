@@ -308,6 +308,9 @@ def train(settings: TrainSettings, log=print) -> dict:
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
                 f"phrase {loss_phrase.item():.3f} patch {loss_patch.item():.3f} itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f} "
                 f"scale {scale.item():.1f}")
+    if settings.steps is not None and step < settings.steps:
+        log(f"warning: the {settings.minutes:g}-minute cap stopped the run at step {step} of {settings.steps}, "
+            "before its schedule ended; these weights are not what the seed and step count give")
     model.eval()
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
