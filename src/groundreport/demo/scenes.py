@@ -118,9 +118,8 @@ def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPL
     grey = rng.randint(95, 165)
     noise = np.random.default_rng(seed).normal(0, 4, (size, size, 1))
     base = np.clip(grey + noise, 0, 255).astype(np.uint8).repeat(3, axis=2)
-    used: set[tuple[str, str]] = set()
     placed: list[tuple[int, int, int, int]] = []
-    kinds: list[tuple[str, str]] = []
+    kinds: list[tuple[str, str]] = []  # (colour, shape) of each placed box; no pair twice
     attempts = 0
     while len(placed) < n and attempts < 500:
         attempts += 1
@@ -132,9 +131,8 @@ def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPL
                for b in placed):
             continue
         colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
-        if (colour, shape) in used:
+        if (colour, shape) in kinds:
             continue
-        used.add((colour, shape))
         placed.append(box)
         kinds.append((colour, shape))
     skip = None if leave_out is None or len(placed) < 2 else leave_out % len(placed)  # never empty
