@@ -25,7 +25,7 @@ from groundreport.explainers.gradcam import GradCAM
 from groundreport.explainers.mm_gradcam import MultimodalGradCAM
 from groundreport.explainers.relevancy import ImageRelevancy, MultimodalRelevancy
 from groundreport.explainers.rollout import Rollout
-from groundreport.explainers.suite import Suite
+from groundreport.explainers.suite import Suite, _phrase_token_rows
 from groundreport.models.flava import ForwardRecord, Word
 
 T = torch.tensor
@@ -332,6 +332,13 @@ def test_planted_mm_phrase_map_pools_the_words_inside_its_span(planted, name):
         planted.maps[name].caption,  # no span: the caption map
     ]
     np.testing.assert_allclose(phrases, np.stack(expected), atol=1e-6)
+
+
+def test_phrase_token_rows_use_half_open_spans_so_touching_words_stay_out():
+    # words with no space between them (CJK text, or a caption split at an apostrophe):
+    # "red" is [0, 3), "dog" [3, 6), "run" [6, 9); a phrase span is half-open like a word's
+    words = [Word("red", [1], (0, 3)), Word("dog", [2, 3], (3, 6)), Word("run", [4], (6, 9))]
+    assert _phrase_token_rows(words, [(0, 3), (3, 6), (2, 7), None]) == [[1], [2, 3], [1, 2, 3, 4], []]
 
 
 @pytest.mark.parametrize("name", ["gradcam", "relevancy", "occlusion"])
