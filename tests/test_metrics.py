@@ -96,3 +96,23 @@ def test_tied_separate_peaks_point_at_one_of_them():
 def test_constant_map_points_nowhere():
     s = score_map(np.full((4, 4), 0.5, dtype=np.float32), (64, 64), [(0, 0, 64, 64)])
     assert not s.pointing_hit  # even a box that covers the whole image
+
+
+def _one_pixel_map(x: int, y: int, size=(100, 80)) -> np.ndarray:
+    """A map at the image's own resolution (resizing is then the identity): its peak is (x, y)."""
+    m = np.zeros((size[1], size[0]), dtype=np.float32)
+    m[y, x] = 1.0
+    return m
+
+
+@pytest.mark.parametrize("x, y, hit", [
+    (59, 30, True), (60, 30, False),  # x1 = 60 is exclusive: the last pixel inside is 59
+    (20, 30, True), (19, 30, False),  # x0 = 20 is inclusive
+    (40, 49, True), (40, 50, False),  # y1 = 50 is exclusive
+    (40, 10, True), (40, 9, False),  # y0 = 10 is inclusive
+    (74, 30, False), (40, 64, False),  # 14 px outside: no tolerance
+])
+def test_pointing_hit_is_exact_at_box_edge_pixels_x1_y1_exclusive(x, y, hit):
+    s = score_map(_one_pixel_map(x, y), (100, 80), [(20, 10, 60, 50)])
+    assert s.point == (x, y)
+    assert s.pointing_hit is hit
