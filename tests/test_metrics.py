@@ -67,7 +67,7 @@ def test_summary_averages_over_phrases():
     ]}]
     s = summarise(pairs)
     assert s["phrases"] == 2
-    assert s["methods"]["m"] == {"pointing": 0.5, "box_accuracy": 0.5}
+    assert s["methods"]["m"] == {"pointing": 0.5, "box_accuracy": 0.5, "n": 2}
     assert s["baselines"]["random_point"] == pytest.approx(0.3)
     assert summarise([{"phrases": []}]) is None
 
@@ -116,3 +116,28 @@ def test_pointing_hit_is_exact_at_box_edge_pixels_x1_y1_exclusive(x, y, hit):
     s = score_map(_one_pixel_map(x, y), (100, 80), [(20, 10, 60, 50)])
     assert s.point == (x, y)
     assert s.pointing_hit is hit
+
+
+def test_words_are_scored_against_their_phrase_boxes_and_summarised_beside_phrases():
+    from types import SimpleNamespace
+
+    from groundreport.metrics.phrases import phrase_words, score_phrases
+    from groundreport.models.flava import Word
+    from groundreport.records import Phrase
+
+    caption = "a red circle and a blue square"
+    words = [Word(w, [i + 1], (caption.index(w, s), caption.index(w, s) + len(w)))
+             for i, (w, s) in enumerate([("a", 0), ("red", 0), ("circle", 0), ("and", 0), ("a", 13), ("blue", 0),
+                                         ("square", 0)])]
+    phrases = [Phrase("a red circle", ((0, 0, 16, 16),), (0, 12)), Phrase("a blue square", ((16, 16, 32, 32),), (17, 30))]
+    assert [phrase_words(p, words) for p in phrases] == [[1, 2], [5, 6]]  # articles and "and" left out
+    hot = np.zeros((7, 2, 2), dtype=np.float32)
+    hot[1, 0, 0] = hot[2, 1, 1] = hot[5, 1, 1] = hot[6, 1, 1] = 1  # "circle" points at the square: a miss
+    maps = {"m": SimpleNamespace(phrases=np.stack([hot[1], hot[6]]), words=hot)}
+    entries = score_phrases(phrases, maps, (32, 32), words)
+    assert [w["text"] for e in entries for w in e["words"]] == ["red", "circle", "blue", "square"]
+    assert [w["scores"]["m"]["pointing"] for e in entries for w in e["words"]] == [True, False, True, True]
+    s = summarise([{"phrases": entries}])
+    assert s["phrases"] == 2 and s["methods"]["m"]["pointing"] == 1.0
+    assert s["words"]["words"] == 4 and s["words"]["methods"]["m"]["pointing"] == 0.75
+    assert s["words"]["baselines"]["random_object"] == 0.5

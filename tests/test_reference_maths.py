@@ -213,6 +213,7 @@ CAPTION_PATCH = 6  # the caption score's gradient signal (cell (1, 2))
 ATTN_PATCH = 9  # the image CLS attention's signal (cell (2, 1))
 PHRASES = [("a jacket", (0, 8)), ("the dog", (10, 17)), ("jacket,", (2, 9)), ("no span", None)]
 PHRASE_PATCH = [3, 8, 1, 10]  # phrase k's score signal (cells (0, 3), (2, 0), (0, 1), (2, 2))
+WORD_PATCH = [5, 11, 0, 2, 7]  # word w's in-context target signal (word order as in WORDS)
 S = 2 + P + len(TOKENS)  # mm CLS, image CLS, patches, text tokens
 N = 1 + P
 
@@ -278,6 +279,14 @@ class PlantedAdapter:
         assert [p for p, _ in PHRASES] == phrases
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in PHRASE_PATCH])
+
+    def word_scores(self, rec):
+        return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
+                            for p in WORD_PATCH])
+
+    def word_ablated_embeds(self, rec):
+        # the caption without word w scores the caption's patch minus w's: their difference is w's patch
+        return torch.cat([self._one_hot(CAPTION_PATCH) - self._one_hot(p) for p in WORD_PATCH])
 
     @staticmethod
     def _one_hot(patch):
@@ -347,6 +356,11 @@ def test_planted_caption_and_phrase_targets_land_on_their_own_patch_row_major(pl
     np.testing.assert_allclose(maps.caption, _cells(CAPTION_PATCH), atol=1e-6)
     assert maps.caption[1, 2] == 1  # patch 6 of a 3 x 4 grid, row-major
     np.testing.assert_allclose(maps.phrases, np.stack([_cells(p) for p in PHRASE_PATCH]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "relevancy", "occlusion"])
+def test_planted_word_in_context_targets_land_on_their_own_patch_in_word_order(planted, name):
+    np.testing.assert_allclose(planted.maps[name].words, np.stack([_cells(p) for p in WORD_PATCH]), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["attention", "rollout"])
