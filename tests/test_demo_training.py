@@ -62,3 +62,59 @@ def test_input_and_patch_size_set_the_saved_model_and_processor(tmp_path):
     adapter = FlavaAdapter.load(str(tmp_path / "p12"), device="cpu", offline=True)
     assert adapter.grid == (8, 8)  # 96 px in 12 px patches
     assert adapter.processor.image_processor.size["height"] == 96
+
+
+def test_masked_multimodal_modelling_masks_one_colour_or_shape_word_and_trains_the_head(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import FlavaForPreTraining
+
+    from groundreport.demo import train as trainer
+    from groundreport.demo.model_spec import demo_config, demo_processor
+    from groundreport.models import flava_parts
+
+    tok = demo_processor().tokenizer
+    content = {tok.convert_tokens_to_ids(w) for w in ("red", "blue", "circle", "square")}
+    enc = tok(["a red circle and a blue square", "a blue square"], padding=True, return_tensors="pt")
+    seen = {}
+    real_encode_text = flava_parts.encode_text
+
+    def encode_text(flava, ids, mask):
+        seen["ids"] = ids.clone()
+        return real_encode_text(flava, ids, mask)
+
+    def head(states):  # the loss must read the text rows of the multimodal output
+        seen["states"] = states
+        return torch.zeros(*states.shape[:2], len(tok.get_vocab()), requires_grad=True)
+
+    monkeypatch.setattr(flava_parts, "encode_text", encode_text)
+    flava = FlavaForPreTraining(demo_config()).flava
+    image_out = flava_parts.encode_image(flava, torch.zeros(2, 3, 64, 64))
+    loss = trainer._mmm_loss(SimpleNamespace(flava=flava, mmm_text_head=head), image_out, enc, 2, content, tok,
+                             random.Random(0))
+    assert torch.isfinite(loss) and seen["states"].shape[1] == enc["input_ids"].shape[1]
+    changed = seen["ids"] != enc["input_ids"]
+    assert changed.sum(1).tolist() == [1, 1]  # one word per caption
+    assert (seen["ids"][changed] == tok.mask_token_id).all()
+    assert all(int(t) in content for t in enc["input_ids"][changed])  # a colour or a shape, never "a"/"and"
+    monkeypatch.undo()
+    # the same seeded short run with and without the loss: only with it does the head move
+    _tiny_run(tmp_path / "off", seed=0, varied_drawing=True)
+    _tiny_run(tmp_path / "on", seed=0, mmm_loss_weight=1.0, varied_drawing=True)
+    key = "mmm_text_head.transform.dense.weight"
+    off, on = (load_file(str(tmp_path / d / "model.safetensors"))[key] for d in ("off", "on"))
+    assert not torch.equal(off, on)
+
+
+def test_varied_drawing_is_seeded_and_keeps_the_image_size():
+    import numpy as np
+
+    from groundreport.demo.augment import vary_drawing
+    from groundreport.demo.scenes import make_scene
+
+    img = make_scene(3).image
+    a, b, c = vary_drawing(img, 3), vary_drawing(img, 3), vary_drawing(img, 4)
+    assert a.size == img.size and np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))

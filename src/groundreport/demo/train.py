@@ -47,6 +47,9 @@ class TrainSettings:
     phrase_loss_weight: float = 1.0
     itm_loss_weight: float = 1.0
     itm_pairs: int = 128  # ITM on this many of the batch's images (their caption and its hard negative each)
+    mmm_loss_weight: float = 0.0  # masked multimodal modelling: one colour/shape word of each caption masked,
+    # predicted by FLAVA's mmm_text_head from the multimodal encoder (image + the rest of the caption)
+    varied_drawing: bool = False  # draw training scenes with varied size, rotation, shade, blur, noise, JPEG
     image_size: int = IMAGE_SIZE  # model input; tried 96 (with 8 px patches, a 12x12 grid)
     patch_size: int = PATCH_SIZE  # ViT patch side in model-input pixels
     seed: int = 0
@@ -55,21 +58,24 @@ class TrainSettings:
 
 
 def _render_chunk(args):
-    seeds, image_size = args
+    seeds, image_size, varied = args
     from PIL import Image
+
+    from .augment import vary_drawing
 
     images, objects = [], []
     for s in seeds:
         scene = make_scene(s)
-        img = scene.image.resize((image_size, image_size), Image.BICUBIC)
+        img = vary_drawing(scene.image, s) if varied else scene.image
+        img = img.resize((image_size, image_size), Image.BICUBIC)
         images.append(np.asarray(img, dtype=np.uint8))
         objects.append([(o.colour, o.shape) for o in scene.objects])
     return np.stack(images), objects
 
 
-def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2):
+def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2, varied: bool = False):
     """Scenes resized as the processor does (bicubic); normalisation happens per batch."""
-    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size)
+    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size, varied)
               for i in range(0, n, 1000)]
     with ProcessPoolExecutor(workers) as ex:
         parts = list(ex.map(_render_chunk, chunks))
@@ -97,6 +103,30 @@ def multi_hot(objs) -> np.ndarray:
     return v
 
 
+def _mmm_loss(model, image_out, enc, b: int, content_ids, tok, rng):
+    """Masked multimodal modelling on the batch's own captions: one colour or shape word of each
+    is masked and predicted from the multimodal encoder's output at its position, which can
+    only be answered by looking at the object the rest of the caption names."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..models.flava_parts import encode_multimodal, encode_text
+
+    ids = enc["input_ids"][:b].clone()
+    mask = enc["attention_mask"][:b]
+    labels = torch.full_like(ids, -100)
+    for i in range(b):
+        cands = [t for t in range(ids.shape[1]) if int(ids[i, t]) in content_ids]
+        t = cands[rng.randrange(len(cands))]
+        labels[i, t] = ids[i, t]
+        ids[i, t] = tok.mask_token_id
+    text_out = encode_text(model.flava, ids, mask)
+    mm_out = encode_multimodal(model.flava, image_out.hidden_states[-1][:b], text_out.hidden_states[-1], mask)
+    text_states = mm_out.last_hidden_state[:, -ids.shape[1]:]  # [mm CLS, image..., text...]: the text rows
+    logits = model.mmm_text_head(text_states)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
 def train(settings: TrainSettings, log=print) -> dict:
     import torch
     import torch.nn.functional as F
@@ -117,7 +147,8 @@ def train(settings: TrainSettings, log=print) -> dict:
     std = torch.tensor(processor.image_processor.image_std, device=dev).view(1, 3, 1, 1)
 
     t0 = time.time()
-    pool, pool_objs = render_pool(settings.pool_size, settings.image_size, workers=settings.threads)
+    pool, pool_objs = render_pool(settings.pool_size, settings.image_size, workers=settings.threads,
+                                  varied=settings.varied_drawing)
     n_pool = len(pool)
     pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
     log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training on {dev}")
@@ -126,8 +157,9 @@ def train(settings: TrainSettings, log=print) -> dict:
     flava = model.flava
     phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
     phrase_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
-    params = [p for n, p in model.named_parameters()
-              if n.startswith("flava.") or n.startswith("itm_head.")] + [phrase_scale, phrase_bias]
+    heads = ("flava.", "itm_head.") + (("mmm_text_head.",) if settings.mmm_loss_weight > 0 else ())
+    params = [p for n, p in model.named_parameters() if n.startswith(heads)] + [phrase_scale, phrase_bias]
+    content_ids = {tok.convert_tokens_to_ids(w) for w in (*COLOURS, *SHAPES)}
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
@@ -195,6 +227,8 @@ def train(settings: TrainSettings, log=print) -> dict:
         loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
 
         loss = loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
+        if settings.mmm_loss_weight > 0:
+            loss = loss + settings.mmm_loss_weight * _mmm_loss(model, image_out, enc, b, content_ids, tok, rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
