@@ -168,6 +168,9 @@ class PairFaithfulness:
     forwards: int = 0
 
     def to_json(self) -> dict:
+        """``{"fractions": [S+1], "methods": {name: MapFaithfulness.to_json()}}``: per target k,
+        ``full[k]``, ``masked[k]``, the raw curves ``deletion[k]``/``insertion[k]`` ([S+1] cosines;
+        divide by ``full[k]`` to plot them as the summary does) and the four metrics."""
         return {"fractions": [round(float(x), 6) for x in self.fractions],
                 "methods": {m: r.to_json() for m, r in self.methods.items()}}
 
