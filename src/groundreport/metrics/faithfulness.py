@@ -21,6 +21,8 @@ pixel space (the processor's mean colour), as occlusion does.
   mean a more faithful map. Dividing by ``s_full`` lets targets with different full scores
   average fairly; when ``s_full <= 0`` the ratio means nothing (it flips sign or explodes), so
   that target's AUCs and drop are NaN, left out of every mean and counted as ``skipped``.
+  A cosine can fall below 0 on a heavily masked image (the demo model's all-hidden image
+  scores below 0 for about half the texts), so a deletion AUC can be negative and a drop above 1.
 - **Confidence drop and increase** (M2IB, Wang et al. NeurIPS 2023; pytorch-grad-cam's
   ``CamMultImageConfidenceChange``): the normalised pixels times the map, min-max scaled to
   [0, 1] and upsampled bilinearly to the pixel grid (1 keeps a pixel, 0 turns it into the mean
