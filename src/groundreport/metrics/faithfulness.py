@@ -53,7 +53,6 @@ import torch.nn.functional as F
 from ..explainers.normalise import normalise
 
 DEFAULT_STEPS = 16
-BASELINES = ("random", "centre")
 
 
 # -- orders, steps and baseline maps -----------------------------------------------------------
