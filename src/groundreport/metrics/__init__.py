@@ -1,1 +1,2 @@
-"""Grounding metrics: pointing game and box accuracy, with chance baselines."""
+"""Metrics: grounding (pointing game, box accuracy, chance baselines), faithfulness (deletion,
+insertion, confidence change) and sanity checks (caption shuffle, weight randomisation)."""
