@@ -48,7 +48,9 @@ class _Score(torch.nn.Module):
 
 # -- against independent implementations --------------------------------------------------------
 def test_deletion_curve_and_auc_match_quantus_pixel_flipping(demo):
-    quantus = pytest.importorskip("quantus")
+    quantus = pytest.importorskip(
+        "quantus", reason="Quantus is installed by .ci/run without its dependencies (it would add opencv-python "
+        "beside opencv-python-headless): pip install --no-deps quantus pandas scikit-image scikit-learn cachetools")
     s, px, phrases = _pair(demo)
     gh, gw = demo.grid
     ph = px.shape[-1] // gw
