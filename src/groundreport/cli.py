@@ -64,6 +64,8 @@ def build(
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
     demo: bool = typer.Option(False, help="Bundled scenes + bundled model: runs offline."),
+    faithfulness: bool = typer.Option(False, help="Also measure faithfulness (deletion/insertion, confidence "
+                                      "change) and run the sanity checks (caption shuffle, weight randomisation)."),
     strict: bool = typer.Option(False, help="Exit non-zero if any input was skipped."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ):
@@ -87,7 +89,7 @@ def build(
                           split=split, sample=None if sample == 0 else sample, captions_per_image=captions_per_image,
                           seed=seed, model=model, offline=offline, device=device, dtype=dtype,
                           methods=_methods(methods or (ALL_METHODS if demo else DEFAULT_METHODS)), target=target,
-                          report=str(report), demo=demo)
+                          report=str(report), demo=demo, faithfulness=faithfulness)
         command.run(cfg, site, strict, progress)
 
     _call(run)
@@ -173,6 +175,7 @@ def evaluate(
     methods: str = typer.Option(ALL_METHODS),
     target: str = typer.Option("contrastive"),
     report: Path = typer.Option(Path("report-eval"), help="Where the scored report goes."),
+    faithfulness: bool = typer.Option(False, help="Also measure faithfulness and run the sanity checks."),
     device: str = typer.Option("auto"),
     offline: bool = typer.Option(False),
     progress: bool = typer.Option(True),
@@ -183,7 +186,8 @@ def evaluate(
 
     cfg = BuildConfig(captions=str(captions) if captions else None, images=str(images) if images else None,
                       dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed, model=model,
-                      offline=offline, device=device, methods=_methods(methods), target=target, report=str(report))
+                      offline=offline, device=device, methods=_methods(methods), target=target, report=str(report),
+                      faithfulness=faithfulness)
     _call(command.run, cfg, scenes, progress)
 
 

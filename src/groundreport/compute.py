@@ -43,6 +43,7 @@ class BuildConfig:
     target: str = "contrastive"
     report: str = "report"
     demo: bool = False
+    faithfulness: bool = False  # deletion/insertion, confidence change and sanity checks (metrics/checks.py)
 
     def validate(self) -> None:
         """One-line errors for bad values, before any model is loaded or any file written."""
@@ -61,7 +62,7 @@ class BuildConfig:
 
     def map_settings(self) -> dict:
         """The settings that change a pair's maps (part of every pair's id)."""
-        return report_io.map_settings(self.methods, self.target, self.dtype)
+        return report_io.map_settings(self.methods, self.target, self.dtype, self.faithfulness)
 
 
 class Timer:
@@ -118,6 +119,11 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     report.mkdir(parents=True, exist_ok=True)  # only now: a failed load leaves no empty folder behind
     report_io.clean_temp_files(report)
     settings = cfg.map_settings()
+    checks = None
+    if cfg.faithfulness:
+        from .metrics.checks import FaithfulnessRun
+
+        checks = FaithfulnessRun(adapter, suite, [p.caption.text for p in pairs], seed=cfg.seed)
     entries, reused = [], 0
     bar = None
     if progress:
@@ -127,7 +133,7 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     # artifact encoding runs behind in a writer thread, both overlapping the model's work
     with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as writer:
         t_wait = time.perf_counter()
-        for pair, image, image_sha, error in prefetch(readers, _load, pairs, ahead=4):
+        for index, (pair, image, image_sha, error) in enumerate(prefetch(readers, _load, pairs, ahead=4)):
             timer.add("image decode (waited)", time.perf_counter() - t_wait)
             where = f"{pair.example.image_path.name} #{pair.caption_index}"
             if error:
@@ -135,16 +141,24 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
             else:
                 pid = report_io.pair_id(adapter.model_id, adapter.revision, image_sha, pair.caption, settings)
                 finished = report_io.finished_entry(report, pid)
-                if finished is not None:
-                    entries.append(finished)
-                    reused += 1
-                else:
-                    try:
-                        result = _explain_pair(adapter, suite, pair, image, timer)
+                try:
+                    if finished is not None:
+                        entries.append(finished)
+                        reused += 1
+                        if checks is not None:
+                            checks.keep(timer.run("preprocess", _pixels, adapter, image), pair.caption.text, _phrase_spans(pair))
+                    else:
+                        pixels = timer.run("preprocess", _pixels, adapter, image)
+                        result = _explain_pair(adapter, suite, pair, pixels, timer)
+                        extra = None
+                        if checks is not None:
+                            checks.keep(pixels, pair.caption.text, _phrase_spans(pair))
+                            extra = timer.run("faithfulness", checks.pair, index, pixels, pair.caption.text,
+                                              _phrase_spans(pair), result)
                         entries.append(writer.submit(_write_pair_entry, report, pair, image, image_sha, pid,
-                                                     result, timer))
-                    except BadInput as e:
-                        skipped.append((where, str(e)))
+                                                     result, timer, extra))
+                except BadInput as e:
+                    skipped.append((where, str(e)))
             if bar:
                 bar.update(1)
             t_wait = time.perf_counter()
@@ -156,6 +170,8 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     summary = summarise(entries)
     if summary is not None:
         summary["flat"] = report_io.flat_counts(entries)
+    if checks is not None:
+        summary = dict(summary or {}, **timer.run("sanity checks", checks.summary, entries))
     manifest = {
         "tool": {"name": "groundreport", "version": __version__},
         "config": {k: v for k, v in asdict(cfg).items()},
@@ -200,16 +216,21 @@ def prefetch(pool, fn, items, ahead: int):
             window.append(pool.submit(fn, nxt))
 
 
-def _explain_pair(adapter, suite, pair, image, timer):
-    import torch
-
-    t = time.perf_counter()
+def _pixels(adapter, image):
     try:
-        pixels = adapter.pixel_values([image])
+        return adapter.pixel_values([image])
     except Exception as e:  # the processor rejects some degenerate images
         raise BadInput(f"image could not be preprocessed ({str(e).splitlines()[0][:100]})") from None
-    timer.add("preprocess", time.perf_counter() - t)
-    phrases = [(p.text, p.span) for p in pair.caption.phrases]
+
+
+def _phrase_spans(pair) -> list[tuple]:
+    return [(p.text, p.span) for p in pair.caption.phrases]
+
+
+def _explain_pair(adapter, suite, pair, pixels, timer):
+    import torch
+
+    phrases = _phrase_spans(pair)
     t = time.perf_counter()
     try:
         result = suite.run(adapter, pixels, pair.caption.text, phrases)
@@ -222,9 +243,9 @@ def _explain_pair(adapter, suite, pair, image, timer):
     return result
 
 
-def _write_pair_entry(report, pair, image, image_sha, pid, result, timer) -> dict:
+def _write_pair_entry(report, pair, image, image_sha, pid, result, timer, checks=None) -> dict:
     """Writer-thread part: score the phrases, then the pair's files (entry.json last)."""
     from .metrics.phrases import score_phrases
 
     phrases = score_phrases(pair.caption.phrases, result.maps, image.size, result.words)
-    return report_io.write_pair(report, pair, image, image_sha, pid, result, phrases, timer)
+    return report_io.write_pair(report, pair, image, image_sha, pid, result, phrases, timer, checks)

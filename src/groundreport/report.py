@@ -34,10 +34,10 @@ MAP_LEVELS = ("caption", "words", "phrases", "layers", "heads")
 
 
 # -- identity of a pair ---------------------------------------------------------------------
-def map_settings(methods, target: str, dtype: str) -> dict:
-    """Every setting that changes a pair's maps or scores (part of every pair's id)."""
-    return {"methods": sorted(methods), "target": target, "dtype": dtype, "tool": __version__,
-            "schema": SCHEMA_VERSION, "scoring": SCORING_VERSION}
+def map_settings(methods, target: str, dtype: str, faithfulness: bool = False) -> dict:
+    """Every setting that changes a pair's maps, scores or checks (part of every pair's id)."""
+    return {"methods": sorted(methods), "target": target, "dtype": dtype, "faithfulness": faithfulness,
+            "tool": __version__, "schema": SCHEMA_VERSION, "scoring": SCORING_VERSION}
 
 
 def pair_id(model_id: str, revision: str, image_sha: str, caption, settings: dict) -> str:
@@ -129,7 +129,8 @@ def pair_warnings(words, score: float, itm: float | None) -> list[str]:
     return out
 
 
-def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phrase_entries, timer=None) -> dict:
+def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phrase_entries, timer=None,
+               checks: dict | None = None) -> dict:
     """Arrays, overlays, then entry.json (last: it marks the pair done). Returns the entry."""
     import time
 
@@ -172,6 +173,8 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
         "notes": result.notes,
         "warnings": pair_warnings(result.words, result.score, result.itm),
     }
+    if checks is not None:
+        entry["checks"] = checks  # --faithfulness: metrics/checks.py
     atomic.write_json(report / "pairs" / pid / ENTRY, entry)
     return entry
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from .tables import print_flat, print_summary
+from .tables import print_checks, print_flat, print_summary
 
 
 def evaluate(cfg, scenes: int, progress: bool) -> dict:
@@ -36,8 +36,9 @@ def run(cfg, scenes: int, progress: bool) -> dict:
     manifest = evaluate(cfg, scenes, progress)
     if held_out:
         manifest["config"]["captions"] = f"held-out demo scenes ({cfg.split}, {scenes})"
-    if not manifest["summary"]:
+    if not (manifest["summary"] or {}).get("methods") and not cfg.faithfulness:
         raise UserError("nothing to score: no phrase in this data has a box")
     print_flat(manifest)
     print_summary(manifest["summary"], manifest["methods"])
+    print_checks(manifest["summary"], manifest["methods"])
     return manifest

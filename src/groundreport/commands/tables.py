@@ -7,7 +7,7 @@ import typer
 
 def print_summary(summary: dict | None, methods: list[dict]) -> None:
     """The phrase table, and beside it the per-word table (content words against their phrase's boxes)."""
-    if not summary:
+    if not summary or "methods" not in summary:
         return
     words = summary.get("words") or {"methods": {}, "baselines": {}, "words": 0}
     typer.echo(f"\nGrounding on {summary['phrases']} phrases and {words['words']} content words "
@@ -37,3 +37,25 @@ def print_flat(manifest: dict) -> None:
         n = len(manifest["pairs"])
         typer.echo("flat caption maps (the method found no evidence): "
                    + ", ".join(f"{k} {v} of {n}" for k, v in sorted(flat.items())))
+
+
+def print_checks(summary: dict | None, methods: list[dict]) -> None:
+    """--faithfulness: deletion/insertion AUC, confidence change and the sanity checks per method."""
+    if not summary or "faithfulness" not in summary:
+        return
+    f, sanity, info = summary["faithfulness"], summary.get("sanity") or {}, summary.get("checks", {})
+    typer.echo(f"\nFaithfulness on {info.get('pairs', '?')} pairs, caption and phrase targets, contrastive score "
+               "(deletion: lower is better; insertion: higher)")
+    typer.echo(f"  {'method':<44} deletion insertion   drop  increase  shuffle-r  randomised")
+    labels = {m["name"]: m["label"] for m in methods}
+    for name in [m["name"] for m in methods if m["name"] in f] + [b for b in ("random", "centre") if b in f]:
+        v, s = f[name], sanity.get(name, {})
+        cells = " ".join(f"{v[k]:8.3f}" if v[k] is not None else f"{'-':>8}"
+                         for k in ("deletion_auc", "insertion_auc", "drop", "increase"))
+        corr = s.get("caption_shuffle_corr")
+        rand = s.get("randomisation")
+        flags = ("  CAPTION-BLIND" if s.get("caption_blind") else "") + \
+                ("  UNCHANGED BY RANDOM WEIGHTS" if s.get("randomisation_flag") else "")
+        label = labels.get(name, f"baseline: {name} map")
+        typer.echo(f"  {label:<44} {cells}  {corr if corr is not None else float('nan'):9.3f}  "
+                   f"{rand[-1] if rand else float('nan'):10.3f}{flags}")
