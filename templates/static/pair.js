@@ -123,6 +123,23 @@
     c.setAttribute("class", s.pointing ? "peak hit" : "peak miss");
     boxes.appendChild(c);
   }
+  function reveal(b64, flat) {
+    // a zoomed frame (very wide or tall image) scrolls to the map's peak, or to the phrase's box
+    var fx, fy;
+    if (!flat) {
+      var v = bytes(b64), best = 0;
+      for (var i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+      fx = (best % gw + 0.5) / gw; fy = (Math.floor(best / gw) + 0.5) / gh;
+    } else if (state.kind === "phrases" && (data.phrases[state.index].boxes || []).length) {
+      var b = data.phrases[state.index].boxes[0];
+      fx = (b[0] + b[2]) / 2 / data.width; fy = (b[1] + b[3]) / 2 / data.height;
+    } else return;
+    document.querySelectorAll(".frame").forEach(function (f) {
+      var st = f.firstElementChild;
+      f.scrollLeft = fx * st.clientWidth - f.clientWidth / 2;
+      f.scrollTop = fy * st.clientHeight - f.clientHeight / 2;
+    });
+  }
   function update() {
     choose();
     var name = state.method, kind = state.kind, m = data.maps[name];
@@ -152,6 +169,7 @@
       th.classList.toggle("current", kind === "phrases" && i === state.index);
     });
     drawBoxes();
+    reveal(b64, flat);
   }
   function select(kind, index) {
     state.kind = kind; state.index = index;
