@@ -25,7 +25,7 @@ def _build(args, tmp_path):
 
 def _check_site(report: Path, site: Path) -> dict:
     manifest = json.loads((report / "manifest.json").read_text())
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2
     assert (site / "index.html").is_file() and (site / ".nojekyll").is_file()
     for p in manifest["pairs"]:
         assert (site / "pairs" / f"{p['id']}.html").is_file()
@@ -107,8 +107,14 @@ def test_explain_one_pair(tiny_model_dir, tmp_path):
     with np.load(tmp_path / "out" / "maps.npz") as z:
         assert z["gradcam/caption"].shape == (4, 4)
         assert z["mm-relevancy/words"].shape == (6, 4, 4)
-        assert "gradcam/phrase0" in z.files
-    assert (tmp_path / "out" / "gradcam_overlay.png").is_file()
+        assert z["gradcam/phrases"].shape == (1, 4, 4)
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    by_text = {(m["method"], m["level"], m["text"]): m for m in index["maps"]}
+    phrase = by_text[("gradcam", "phrase", "a red jacket")]
+    assert phrase["image"] == "gradcam/phrase-00-a-red-jacket.png" and phrase["array"] == "gradcam/phrases"
+    assert by_text[("mm-relevancy", "word", "jacket")]["row"] == 5
+    for m in index["maps"]:
+        assert (tmp_path / "out" / m["image"]).is_file()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -172,11 +172,11 @@ def crafted(site, tmp_path_factory):
     arrays["gradcam/caption"][:] = 0
     arrays["gradcam/phrases"][:] = 0
     np.savez_compressed(npz, **arrays)
-    flat["maps"]["flat"] = {"gradcam": {"caption": True, "phrases": [True] * len(flat["phrases"])}}
+    flat["maps"]["flat"]["gradcam"].update(caption=True, phrases=[True] * len(flat["phrases"]))
     flat["words"][1]["unknown"] = True
     flat["warnings"] = ["most content words are unknown to the model's tokenizer"]
     flat["score"] = -0.59
-    flat_card["maps"]["flat"] = {"gradcam": {"caption": True, "phrases": [False] * len(flat_card["phrases"])}}
+    flat_card["maps"]["flat"]["gradcam"]["caption"] = True
     man["summary"]["flat"] = {"gradcam": 2}
     (report / "manifest.json").write_text(json.dumps(man))
     render(report, root / "site")
@@ -254,7 +254,7 @@ def test_flat_map_unknown_word_and_warnings_are_said(browser, crafted):
     unknown = page.locator(".chip.unknown[data-kind=words]")
     assert unknown.count() == 1 and unknown.get_attribute("title") == "unknown to the model's tokenizer"
     assert "most content words are unknown" in page.inner_text("#warnings")
-    assert page.locator(".pairhead .flag").inner_text() == "negative"
+    assert page.locator("#score + .flag").inner_text() == "negative"
     assert ev["errors"] == []
 
     index, ev = _open(browser, (site / "index.html").as_uri())
@@ -265,7 +265,8 @@ def test_flat_map_unknown_word_and_warnings_are_said(browser, crafted):
         assert card.locator(".badge.flat").is_visible()
         assert card.locator("img").get_attribute("src") == f"media/{p['thumb']}"
     assert cards.nth(order.index(flat["id"])).locator(".flag").inner_text() == "negative"
-    other = next(p for p in man["pairs"] if p not in (flat, flat_card))
+    other = next(p for p in man["pairs"] if p not in (flat, flat_card)
+                 and not p["maps"].get("flat", {}).get("gradcam", {}).get("caption"))
     img = cards.nth(order.index(other["id"])).locator("img")
     assert img.get_attribute("src").endswith("gradcam_overlay.webp")
     index.uncheck("#maps")

@@ -2,10 +2,12 @@
 
     from groundreport import load_model, explain
     m = load_model("demo")                      # hub id, local folder, or "demo"
-    ex = explain(m, "photo.jpg", "a man in a red jacket")
+    ex = explain(m, "photo.jpg", "a man in a red jacket", phrases=["a red jacket"])
     ex.maps["gradcam"]        # float32 [gh, gw] in [0, 1], caption level
     ex.words                  # list[str], the caption's words (word-pieces merged)
     ex.word_maps["jacket"]    # float32 [gh, gw] from the default per-word method
+    ex.phrase_maps["relevancy"]["a red jacket"]
+    ex.show("relevancy", phrase="a red jacket")   # matplotlib figure, with title and colour bar
     ex.score                  # float, cosine of projected image and text CLS
 """
 
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .errors import UserError
 
 DEFAULT_WORD_METHOD = "mm-relevancy"
 
@@ -38,48 +42,82 @@ class Explanation:
     method_word_maps: dict[str, np.ndarray] = field(default_factory=dict)  # method -> [W, gh, gw]
     phrase_maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> phrase -> map
     tokens: list[str] = field(default_factory=list)
+    unknown_words: list[str] = field(default_factory=list)  # words the tokenizer cannot read
+    warnings: list[str] = field(default_factory=list)  # one-line notes (unknown words, rejected caption...)
 
-    def show(self, method: str = "gradcam", word: str | None = None):
-        """A matplotlib figure: original | heatmap | overlay, as on the site."""
-        import matplotlib.pyplot as plt
+    def map(self, method: str | None = None, word: str | int | None = None, phrase: str | None = None):
+        """``(map, method, label)`` for the caption, a word (text or index) or a phrase.
 
-        from .artifacts import overlay
+        ``method`` None: the default per-word method for a word, else relevancy (or the first
+        method run). Unknown methods, words and phrases are one-line ``UserError``s."""
+        if word is not None and phrase is not None:
+            raise UserError("pass word= or phrase=, not both")
+        if word is not None:
+            method = method or (DEFAULT_WORD_METHOD if DEFAULT_WORD_METHOD in self.method_word_maps
+                                else next(iter(self.method_word_maps), None))
+            if method not in self.method_word_maps:
+                raise UserError(f"method {method!r} has no word maps here; methods with word maps: "
+                                f"{', '.join(self.method_word_maps) or 'none'}")
+            i = word if isinstance(word, int) else next((k for k, w in enumerate(self.words) if w == word), None)
+            if i is None or not 0 <= i < len(self.words):
+                raise UserError(f"word {word!r} is not in the caption; its words: {', '.join(self.words)}")
+            return self.method_word_maps[method][i], method, f"word \u201c{self.words[i]}\u201d"
+        if phrase is not None:
+            method = method or ("relevancy" if "relevancy" in self.phrase_maps else next(iter(self.phrase_maps), None))
+            if method not in self.phrase_maps:
+                raise UserError(f"method {method!r} has no phrase maps here; methods with phrase maps: "
+                                f"{', '.join(self.phrase_maps) or 'none (pass phrases= to explain)'}")
+            if phrase not in self.phrase_maps[method]:
+                raise UserError(f"phrase {phrase!r} was not explained; explained phrases: "
+                                f"{', '.join(self.phrase_maps[method]) or 'none'}")
+            return self.phrase_maps[method][phrase], method, f"phrase \u201c{phrase}\u201d"
+        method = method or ("relevancy" if "relevancy" in self.maps else next(iter(self.maps)))
+        if method not in self.maps:
+            raise UserError(f"unknown method {method!r}; methods run: {', '.join(self.maps)}")
+        return self.maps[method], method, "caption"
 
-        m = self.word_maps[word] if word is not None else self.maps[method]
-        heat, over = overlay(self.image, m)
-        fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-        for ax, img, title in zip(axes, (self.image, heat, over), ("original", "heatmap", "overlay")):
-            ax.imshow(img)
-            ax.set_title(title)
-            ax.axis("off")
-        fig.suptitle(f"{word or method}: {self.caption}", fontsize=10)
-        fig.tight_layout()
-        return fig
+    def show(self, method: str | None = None, word: str | int | None = None, phrase: str | None = None):
+        """A matplotlib figure: original | heatmap | overlay, with a title and a colour bar."""
+        from .figures import map_figure
+
+        m, method, label = self.map(method, word, phrase)
+        return map_figure(self.image, m, f"{method}, {label}: {self.caption}", flat=bool(m.max() <= 0))
 
 
 def explain(model, image, caption: str, methods: list[str] | None = None, phrases: list[str] | None = None,
             target: str = "contrastive") -> Explanation:
-    """Explain one image-caption pair. ``image``: a path or a PIL image."""
+    """Explain one image-caption pair. ``image``: a path or a PIL image.
+
+    A phrase that is not in the caption is explained as its own text (image-encoder methods);
+    its multimodal rows, which need its words in the caption, fall back to the caption's."""
     from .explainers import DEFAULT_METHODS, make_methods
     from .explainers.suite import Suite
     from .images import load_rgb
     from .records import locate_phrase
+    from .report import pair_warnings
 
+    if not isinstance(caption, str) or not caption.strip():
+        raise UserError("the caption is empty")
+    phrases = list(phrases or [])
+    if any(not p.strip() for p in phrases):
+        raise UserError("a phrase is empty")
     img = load_rgb(Path(image)) if isinstance(image, (str, Path)) else image.convert("RGB")
     suite = Suite(make_methods(list(methods or DEFAULT_METHODS)), target)  # skips ITM methods without the head
-    spans = [(p, locate_phrase(caption, p)) for p in (phrases or [])]
+    spans = [(p, locate_phrase(caption, p)) for p in phrases]
     result = suite.run(model, model.pixel_values([img]), caption, spans)
     words = [w.text for w in result.words]
     word_method = DEFAULT_WORD_METHOD if DEFAULT_WORD_METHOD in result.maps else next(
         (n for n, mm in result.maps.items() if mm.words is not None), None)
     word_maps = {}
-    if word_method:
+    if word_method and result.maps[word_method].words is not None:
         for w, m in zip(words, result.maps[word_method].words):
             word_maps.setdefault(w, m)
+    notes = [f"phrase {p!r} is not in the caption: explained as its own text" for p, s in spans if s is None]
     return Explanation(
         image=img, caption=caption, score=result.score, itm=result.itm, words=words,
         maps={n: mm.caption for n, mm in result.maps.items()}, word_maps=word_maps,
         method_word_maps={n: mm.words for n, mm in result.maps.items() if mm.words is not None},
-        phrase_maps={n: dict(zip(phrases or [], mm.phrases)) for n, mm in result.maps.items() if mm.phrases is not None},
-        tokens=result.tokens,
+        phrase_maps={n: dict(zip(phrases, mm.phrases)) for n, mm in result.maps.items() if mm.phrases is not None},
+        tokens=result.tokens, unknown_words=[w.text for w in result.words if w.unknown],
+        warnings=notes + result.notes + pair_warnings(result.words, result.score, result.itm),
     )

@@ -1,6 +1,8 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename over the target.
 
 A reader (or a run killed at any instant) sees either the old file or the new one, never half.
+The temp file is created private (0600) and then given the mode an ordinary file would get
+under the user's umask (0644 under 022), so that a copied site/ can be served by a web server.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ import tempfile
 from pathlib import Path
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,6 +32,7 @@ def write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:

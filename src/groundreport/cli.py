@@ -1,4 +1,7 @@
-"""The ``groundreport`` command. Heavy imports (torch, transformers) happen inside commands only."""
+"""The ``groundreport`` command: parses options and calls ``commands/``, one module per verb.
+
+Heavy imports (torch, transformers) happen inside the commands only, so ``--help`` is instant.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .errors import UserError
+from .errors import BadInput, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Text-conditioned grounding maps for FLAVA, as a static HTML gallery.")
@@ -25,24 +28,20 @@ def _fail(msg: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def _call(fn, *args, **kwargs):
+    """Run a command; a user's mistake is one line on stderr and exit 2 (3: --strict)."""
+    from .commands.build import StrictFailure
+
+    try:
+        return fn(*args, **kwargs)
+    except StrictFailure as e:
+        _fail(str(e), code=3)
+    except (UserError, BadInput) as e:
+        _fail(str(e))
+
+
 def _methods(value: str) -> list[str]:
     return [m.strip() for m in value.split(",") if m.strip()]
-
-
-def _print_summary(summary: dict | None, methods: list[dict]) -> None:
-    if not summary:
-        return
-    b = summary["baselines"]
-    typer.echo(f"\nGrounding on {summary['phrases']} phrases (pointing game: argmax inside a box; box acc: IoU>=0.5)")
-    typer.echo(f"  {'method':<44} pointing  box-acc")
-    for m in methods:
-        s = summary["methods"].get(m["name"])
-        if s:
-            blind = "  (ignores caption)" if m["caption_blind"] else ""
-            typer.echo(f"  {m['label']:<44} {s['pointing']:8.3f} {s['box_accuracy']:8.3f}{blind}")
-    typer.echo(f"  {'chance: random object':<44} {b.get('random_object', float('nan')):8.3f}")
-    typer.echo(f"  {'chance: random point':<44} {b['random_point']:8.3f}")
-    typer.echo(f"  {'chance: image centre':<44} {b['centre']:8.3f}")
 
 
 @app.command()
@@ -53,7 +52,7 @@ def build(
     dataset: str = typer.Option("auto", help="auto, csv, karpathy, entities, jsonl, token, pipe."),
     split: str = typer.Option("test", help="Split for Karpathy/Entities files (train, val, test, all)."),
     sample: Optional[int] = typer.Option(20, help="Number of images to sample (0 = all)."),
-    captions_per_image: int = typer.Option(1, min=1, max=5, help="Captions per sampled image."),
+    captions_per_image: int = typer.Option(1, help="Captions per sampled image (1 to 5)."),
     seed: int = typer.Option(0, help="Sampling seed (recorded in the manifest)."),
     model: str = typer.Option("facebook/flava-full", help="Hub id, local save_pretrained folder, or 'demo'."),
     offline: bool = typer.Option(False, help="Local files only; never contact the Hub."),
@@ -69,9 +68,12 @@ def build(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ):
     """Compute maps for sampled pairs (report/) and render the gallery (site/)."""
-    from .build import BuildConfig
+    from .commands import build as command
 
-    try:
+    def run():
+        nonlocal captions, images, dataset, model, sample
+        from .compute import BuildConfig
+
         if demo:
             from .demo.bundle import demo_jsonl
 
@@ -82,41 +84,13 @@ def build(
         if captions is None:
             raise UserError("pass --captions (and --images), or --demo for the bundled scenes")
         cfg = BuildConfig(captions=str(captions), images=str(images) if images else None, dataset=dataset,
-                          split=split, sample=None if not sample else sample, captions_per_image=captions_per_image,
+                          split=split, sample=None if sample == 0 else sample, captions_per_image=captions_per_image,
                           seed=seed, model=model, offline=offline, device=device, dtype=dtype,
                           methods=_methods(methods or (ALL_METHODS if demo else DEFAULT_METHODS)), target=target,
                           report=str(report), demo=demo)
-        _run_build(cfg, site, strict, progress)
-    except UserError as e:
-        _fail(str(e))
+        command.run(cfg, site, strict, progress)
 
-
-def _run_build(cfg, site: Path, strict: bool, progress: bool) -> None:
-    import time
-
-    from .build import compute
-    from .datasets import load_dataset
-    from .render.site import render
-
-    t0 = time.perf_counter()
-    skipped: list[tuple[str, str]] = []
-    fmt, examples = load_dataset(Path(cfg.captions), Path(cfg.images) if cfg.images else None, cfg.dataset,
-                                 cfg.split, skipped)
-    manifest = compute(cfg, examples, fmt, skipped, progress=progress)
-    info = render(Path(cfg.report), site)
-    timings = dict(manifest["timings"], rendering=info["seconds"], total=time.perf_counter() - t0)
-    typer.echo(f"explained {len(manifest['pairs'])} pairs ({manifest['reused_pairs']} reused from an earlier run), "
-               f"skipped {len(manifest['skipped'])}")
-    for s in manifest["skipped"]:
-        typer.echo(f"  skipped {s['item']}: {s['reason']}")
-    truncated = sum(1 for p in manifest["pairs"] if p["truncated"])
-    if truncated:
-        typer.echo(f"  {truncated} caption(s) were longer than the model's text limit and were truncated")
-    _print_summary(manifest["summary"], manifest["methods"])
-    typer.echo("\ntime per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
-    typer.echo(f"site: {site / 'index.html'}")
-    if strict and manifest["skipped"]:
-        _fail(f"--strict: {len(manifest['skipped'])} input(s) skipped", code=3)
+    _call(run)
 
 
 @app.command()
@@ -125,14 +99,9 @@ def render(
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes (replaced atomically)."),
 ):
     """Re-render site/ from report/ without loading a model."""
-    from .render.site import render as do_render
+    from .commands import render as command
 
-    try:
-        info = do_render(report, site)
-    except UserError as e:
-        _fail(str(e))
-    typer.echo(f"rendered {info['pairs']} pairs in {info['seconds']:.1f}s; "
-               f"largest pair page {info['largest_pair_page_bytes'] / 1024:.0f} KiB; {site / 'index.html'}")
+    _call(command.run, report, site)
 
 
 @app.command()
@@ -149,31 +118,10 @@ def explain(
                                 "perturbation reference (one forward per patch)."),
     target: str = typer.Option("contrastive"),
 ):
-    """Explain one image-caption pair: maps.npz plus a heatmap and an overlay per method."""
-    from . import atomic
-    from .api import explain as api_explain
-    from .api import load_model
-    from .artifacts import overlay
-    from .errors import BadInput
+    """Explain one image-caption pair: maps.npz, a figure per map, index.json naming them."""
+    from .commands import explain as command
 
-    try:
-        m = load_model(model, device=device, dtype=dtype, offline=offline)
-        ex = api_explain(m, image, caption, methods=_methods(methods), phrases=phrase, target=target)
-    except (UserError, BadInput) as e:
-        _fail(f"{image}: {e}" if isinstance(e, BadInput) else str(e))
-    arrays = {f"{k}/caption": v for k, v in ex.maps.items()}
-    arrays.update({f"{k}/words": v for k, v in ex.method_word_maps.items()})
-    for k, ph in ex.phrase_maps.items():
-        for i, v in enumerate(ph.values()):
-            arrays[f"{k}/phrase{i}"] = v
-    atomic.write_npz(out / "maps.npz", arrays)
-    for name, mp in ex.maps.items():
-        heat, over = overlay(ex.image, mp)
-        atomic.write_image(out / f"{name}_heatmap.png", heat, "PNG")
-        atomic.write_image(out / f"{name}_overlay.png", over, "PNG")
-    typer.echo(f"score {ex.score:.4f}" + (f", ITM logit {ex.itm:.3f}" if ex.itm is not None else ""))
-    typer.echo("words: " + " | ".join(ex.words))
-    typer.echo(f"wrote {len(arrays)} maps and {2 * len(ex.maps)} images to {out}")
+    _call(command.run, image, caption, out, model, list(phrase), offline, device, dtype, _methods(methods), target)
 
 
 @app.command()
@@ -187,13 +135,9 @@ def publish(
     cname: Optional[str] = typer.Option(None, help="Write a CNAME file for a custom domain."),
 ):
     """Commit site/ to the gh-pages branch (ghp-import) and push it: GitHub Pages serves it as is."""
-    from .publish import publish as do_publish
+    from .commands import publish as command
 
-    try:
-        do_publish(site, repo, remote, branch, message, push, cname)
-    except UserError as e:
-        _fail(str(e))
-    typer.echo(f"published {site} to {branch}" + (f" and pushed to {remote}" if push else " (not pushed)"))
+    _call(command.run, site, repo, remote, branch, message, push, cname)
 
 
 @app.command()
@@ -209,22 +153,9 @@ def download(
     progress: bool = typer.Option(True),
 ):
     """Download Flickr30k (the notebook's archive), resumably, and unpack it atomically."""
-    from .download import FLICKR30K_BASE_URL, download_flickr30k, download_flickr30k_hf
+    from .commands import download as command
 
-    if name != "flickr30k":
-        _fail(f"unknown dataset {name!r}; available: flickr30k")
-    if source not in ("github", "hf"):
-        _fail(f"unknown --source {source!r}; choose github or hf")
-    try:
-        if source == "hf":
-            images, captions = download_flickr30k_hf(dest, split, limit or None, seed, progress=progress)
-        else:
-            images, captions = download_flickr30k(dest, base_url or FLICKR30K_BASE_URL, progress=progress,
-                                                  keep_parts=keep_parts)
-    except UserError as e:
-        _fail(str(e))
-    typer.echo(f"ready: {images} and {captions}\n"
-               f"next: groundreport build --images {images} --captions {captions}")
+    _call(command.run, name, dest, base_url, keep_parts, source, split, limit, seed, progress)
 
 
 @app.command("eval")
@@ -247,35 +178,13 @@ def evaluate(
     progress: bool = typer.Option(True),
 ):
     """Score every method's maps against boxes (pointing game, box accuracy) next to chance."""
-    try:
-        summary = _evaluate(model, captions, images, dataset, split, scenes, sample, seed, _methods(methods),
-                            target, report, device, offline, progress)
-    except UserError as e:
-        _fail(str(e))
-    if not summary["summary"]:
-        _fail("nothing to score: no phrase in this data has a box")
-    _print_summary(summary["summary"], summary["methods"])
+    from .commands import evaluate as command
+    from .compute import BuildConfig
 
-
-def _evaluate(model, captions, images, dataset, split, scenes, sample, seed, methods, target, report, device,
-              offline, progress) -> dict:
-    import tempfile
-
-    from .build import BuildConfig, compute
-    from .datasets import load_dataset
-
-    with tempfile.TemporaryDirectory() as tmp:
-        if captions is None:
-            from .demo.scenes import heldout_seeds, write_grounding_jsonl
-
-            captions = write_grounding_jsonl(Path(tmp), heldout_seeds(split, scenes), (2, 4))
-            dataset = "jsonl"
-        skipped: list[tuple[str, str]] = []
-        fmt, examples = load_dataset(captions, images, dataset, split, skipped)
-        cfg = BuildConfig(captions=str(captions), images=str(images) if images else None, dataset=dataset,
-                          split=split, sample=sample or None, seed=seed, model=model, offline=offline,
-                          device=device, methods=methods, target=target, report=str(report))
-        return compute(cfg, examples, fmt, skipped, progress=progress)
+    cfg = BuildConfig(captions=str(captions) if captions else None, images=str(images) if images else None,
+                      dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed, model=model,
+                      offline=offline, device=device, methods=_methods(methods), target=target, report=str(report))
+    _call(command.run, cfg, scenes, progress)
 
 
 @demo_app.command("train")
@@ -290,27 +199,9 @@ def demo_train(
     split: str = typer.Option("test", help="Held-out scenes to score it on: test, or val."),
 ):
     """Train the demo FLAVA from scratch on synthetic scenes (captions only, no boxes)."""
-    from .demo.scenes import heldout_seeds
-    from .demo.train import TrainSettings, train
-    from .models.flava import resolve_device
+    from .commands import demo_train as command
 
-    try:  # check the arguments before a long run, not after it
-        resolve_device(device)
-        heldout_seeds(split, 1)
-    except UserError as e:
-        _fail(str(e))
-    if steps < 0 or minutes <= 0:
-        _fail("--steps must be >= 0 (0: fill --minutes) and --minutes > 0")
-    train(TrainSettings(out_dir=out, minutes=minutes, steps=steps or None, seed=seed, threads=threads, device=device),
-          log=typer.echo)
-    from .demo.retrieval import image_to_text_top1
-    from .models.flava import FlavaAdapter
-
-    top1 = image_to_text_top1(FlavaAdapter.load(str(out), device=device))
-    typer.echo(f"held-out image->text retrieval, top-1 of 100 captions: {top1:.2f}")
-    manifest = _evaluate(str(out), None, None, "jsonl", split, 300, 0, 0, _methods(ALL_METHODS), "contrastive",
-                         out.parent / f"{out.name}-eval", device, True, True)
-    _print_summary(manifest["summary"], manifest["methods"])
+    _call(command.run, out, minutes, steps, seed, threads, device, split, _methods(ALL_METHODS))
 
 
 def _interrupted(signum, frame):

@@ -106,13 +106,8 @@ def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPLAY_SIZE,
-               leave_out: int | None = None) -> Scene:
-    """Render one scene. ``n_objects`` is an inclusive range; boxes are tight pixel boxes.
-
-    ``leave_out``: the same scene with one object not drawn (the one placed
-    ``leave_out % count``-th), all else equal: a minimal pair for training. A scene of one
-    object is left whole."""
+def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPLAY_SIZE) -> Scene:
+    """Render one scene. ``n_objects`` is an inclusive range; boxes are tight pixel boxes."""
     rng = random.Random(seed)
     n = rng.randint(*n_objects)
     grey = rng.randint(95, 165)
@@ -135,13 +130,10 @@ def make_scene(seed: int, n_objects: tuple[int, int] = (1, 4), size: int = DISPL
             continue
         placed.append(box)
         kinds.append((colour, shape))
-    skip = None if leave_out is None or len(placed) < 2 else leave_out % len(placed)  # never empty
     image = Image.fromarray(base)
     draw = ImageDraw.Draw(image)
     objects: list[SceneObject] = []
-    for k, (box, (colour, shape)) in enumerate(zip(placed, kinds)):
-        if k == skip:
-            continue
+    for box, (colour, shape) in zip(placed, kinds):
         mask_img = Image.new("L", (size, size), 0)
         _draw(ImageDraw.Draw(mask_img), shape, box, 255)
         _draw(draw, shape, box, COLOURS[colour])

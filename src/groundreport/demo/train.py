@@ -8,10 +8,10 @@ Losses (all image-level; boxes are never seen):
 - a "phrase" loss: sigmoid multi-label between each image and all 30 phrase texts;
 - ITM on the multimodal encoder: the true caption vs its hard negative.
 
-Options tried and measured (README, "The demo model"), off unless set: negatives that swap
-the colours of two objects (binding), a multiple-instance phrase loss on the best patch,
-ITM fed another image's CLS, hiding random patches (``hide_patches``), minimal pairs (batch
-scenes re-rendered with one object left out) and a moving average of the weights.
+Recipe changes that were tried and did not help (colour-swap negatives, a patch-level phrase
+loss, ITM on another image's CLS, hidden patches, minimal pairs, a moving average of the
+weights, easy ITM negatives) were removed; docs/demo-model.md keeps their results and names
+the last commit with their code (a2c024c).
 
 Runs on CUDA when present (``device``); the random draws stay on the CPU.
 """
@@ -46,17 +46,7 @@ class TrainSettings:
     phrase_caption_rate: float = 0.3
     phrase_loss_weight: float = 1.0
     itm_loss_weight: float = 1.0
-    # The shipped model's recipe: ITM on every image of the batch against its hard negative.
-    # (Tried: ITM on 64 images with half easy negatives and 6 image layers; it scored lower,
-    # relevancy pointing 0.82 vs 0.84, retrieval 0.60 vs 0.67.)
-    itm_pairs: int = 128  # ITM on this many of the batch's images (their caption and one negative each)
-    itm_easy_negative_rate: float = 0.0  # ITM negatives: another image's caption, else the hard negative
-    binding_negative_rate: float = 0.0  # hard negatives that swap the colours of two objects
-    patch_phrase_loss_weight: float = 0.0  # sigmoid phrase loss on the best-matching patch token (MIL)
-    itm_shuffle_image_cls: bool = False  # ITM sees another image's CLS state, so it must read the patches
-    patch_mask_rate: float = 0.0  # each patch hidden (mean colour) with this probability, as occlusion does
-    minimal_pair_rate: float = 0.0  # this share of each batch: batch scenes re-rendered with one object left out
-    ema_decay: float = 0.0  # > 0: save an exponential moving average of the weights (the raw ones go to out_dir/raw)
+    itm_pairs: int = 128  # ITM on this many of the batch's images (their caption and its hard negative each)
     image_size: int = IMAGE_SIZE  # model input; tried 96 (with 8 px patches, a 12x12 grid)
     patch_size: int = PATCH_SIZE  # ViT patch side in model-input pixels
     seed: int = 0
@@ -65,23 +55,21 @@ class TrainSettings:
 
 
 def _render_chunk(args):
-    seeds, image_size, leave_out = args
+    seeds, image_size = args
     from PIL import Image
 
     images, objects = [], []
     for s in seeds:
-        scene = make_scene(s, leave_out=s % 12 if leave_out else None)
+        scene = make_scene(s)
         img = scene.image.resize((image_size, image_size), Image.BICUBIC)
         images.append(np.asarray(img, dtype=np.uint8))
         objects.append([(o.colour, o.shape) for o in scene.objects])
     return np.stack(images), objects
 
 
-def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2,
-                leave_out: bool = False):
-    """Scenes resized as the processor does (bicubic); normalisation happens per batch.
-    ``leave_out``: the same scenes, each with one of its objects not drawn."""
-    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size, leave_out)
+def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2):
+    """Scenes resized as the processor does (bicubic); normalisation happens per batch."""
+    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size)
               for i in range(0, n, 1000)]
     with ProcessPoolExecutor(workers) as ex:
         parts = list(ex.map(_render_chunk, chunks))
@@ -100,55 +88,6 @@ def hard_negative(objs: list[tuple[str, str]], rng: random.Random) -> list[tuple
     out = list(objs)
     out[k] = rng.choice(options)
     return out
-
-
-def binding_negative(objs: list[tuple[str, str]], rng: random.Random) -> list[tuple[str, str]] | None:
-    """Swap the colours of two objects (same colours, same shapes, other pairing), or None."""
-    present = set(objs)
-    options = [(i, j) for i in range(len(objs)) for j in range(i + 1, len(objs))
-               if objs[i][0] != objs[j][0] and objs[i][1] != objs[j][1]
-               and (objs[j][0], objs[i][1]) not in present and (objs[i][0], objs[j][1]) not in present]
-    if not options:
-        return None
-    i, j = rng.choice(options)
-    out = list(objs)
-    out[i], out[j] = (objs[j][0], objs[i][1]), (objs[i][0], objs[j][1])
-    return out
-
-
-def hide_patches(x, rate: float, patch: int):
-    """Set each ``patch``-sized cell of normalised images ``[B, C, H, W]`` to 0 (the mean colour)
-    with probability ``rate``: what the occlusion explainer does, so hiding a patch at explain
-    time is something the model has seen, and no lone background patch can carry the scene."""
-    import torch
-
-    if rate <= 0:
-        return x
-    b, _, h, w = x.shape
-    cells = (torch.rand(b, 1, h // patch, w // patch) < rate).to(x.device)
-    return x.masked_fill(cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3), 0.0)
-
-
-def batch_indices(pool_objs, n_pool: int, batch: int, n_pairs: int):
-    """``batch`` pool rows: random scenes, then the minimal-pair partners (row ``n_pool + i``) of
-    the first ``n_pairs`` of them that have one, topped up with random scenes."""
-    import torch
-
-    idx = torch.randint(0, n_pool, (batch - n_pairs,))
-    if not n_pairs:
-        return idx
-    pairs = [n_pool + i for i in idx.tolist() if len(pool_objs[i]) > 1][:n_pairs]
-    fill = torch.randint(0, n_pool, (n_pairs - len(pairs),))
-    return torch.cat([idx, torch.tensor(pairs, dtype=idx.dtype), fill])
-
-
-def ema_update(ema, params, decay: float, step: int) -> None:
-    """``ema = d * ema + (1 - d) * params`` with ``d = min(decay, (1 + step) / (10 + step))``: the
-    usual warm-up of the decay, so that the random initial weights fade out fast."""
-    import torch
-
-    with torch.no_grad():
-        torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - min(decay, (1 + step) / (10 + step)))
 
 
 def multi_hot(objs) -> np.ndarray:
@@ -180,11 +119,6 @@ def train(settings: TrainSettings, log=print) -> dict:
     t0 = time.time()
     pool, pool_objs = render_pool(settings.pool_size, settings.image_size, workers=settings.threads)
     n_pool = len(pool)
-    n_pairs = round(settings.minimal_pair_rate * settings.batch_size)
-    if n_pairs:  # scene i's minimal-pair partner sits at n_pool + i (1-object scenes have none)
-        partners, partner_objs = render_pool(settings.pool_size, settings.image_size, workers=settings.threads,
-                                                  leave_out=True)
-        pool, pool_objs = np.concatenate([pool, partners]), pool_objs + partner_objs
     pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
     log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training on {dev}")
 
@@ -192,17 +126,12 @@ def train(settings: TrainSettings, log=print) -> dict:
     flava = model.flava
     phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
     phrase_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
-    patch_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
-    patch_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
     params = [p for n, p in model.named_parameters()
               if n.startswith("flava.") or n.startswith("itm_head.")] + [phrase_scale, phrase_bias]
-    if settings.patch_phrase_loss_weight > 0:
-        params += [patch_scale, patch_bias]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
-    ema = [p.detach().clone() for p in params] if settings.ema_decay > 0 else None
     phrase_tokens = tok([with_art for with_art in (join_phrases([p]) for p in ALL_PHRASES)],
                         padding=True, return_tensors="pt").to(dev)
 
@@ -210,8 +139,7 @@ def train(settings: TrainSettings, log=print) -> dict:
         x = pool_t[idx].to(dev).float() / 255.0
         if rng.random() < 0.5:
             x = x.flip(-1)
-        x = (x - mean) / std
-        return hide_patches(x, settings.patch_mask_rate, settings.patch_size)
+        return (x - mean) / std
 
     budget = settings.minutes * 60
     start = time.time()
@@ -221,7 +149,7 @@ def train(settings: TrainSettings, log=print) -> dict:
         elapsed = time.time() - start
         if elapsed > budget or (settings.steps is not None and step >= settings.steps):
             break
-        idx = batch_indices(pool_objs, n_pool, settings.batch_size, n_pairs)
+        idx = torch.randint(0, n_pool, (settings.batch_size,))
         pos_objs, neg_objs = [], []
         for i in idx.tolist():
             objs = list(pool_objs[i])
@@ -229,10 +157,7 @@ def train(settings: TrainSettings, log=print) -> dict:
             if rng.random() < settings.phrase_caption_rate:
                 objs = [rng.choice(objs)]
             pos_objs.append(objs)
-            neg = None
-            if settings.binding_negative_rate > 0 and rng.random() < settings.binding_negative_rate:
-                neg = binding_negative(objs, rng)
-            neg_objs.append(neg or hard_negative(objs, rng))
+            neg_objs.append(hard_negative(objs, rng))
         captions = [join_phrases([phrase_text(*o) for o in objs]) for objs in pos_objs + neg_objs]
         enc = tok(captions, padding=True, return_tensors="pt").to(dev)
         pixels = to_pixels(idx)
@@ -259,37 +184,17 @@ def train(settings: TrainSettings, log=print) -> dict:
         ph = text_embedding(flava, encode_text(flava, phrase_tokens["input_ids"], phrase_tokens["attention_mask"]))
         ph_logits = phrase_scale.exp() * img @ ph.T + phrase_bias
         loss_phrase = F.binary_cross_entropy_with_logits(ph_logits, scene_hot)
-        loss_patch = torch.zeros((), device=dev)
-        if settings.patch_phrase_loss_weight > 0:
-            # multiple-instance: a phrase is in the image when its best patch says so
-            patches = F.normalize(flava.image_projection(image_out.last_hidden_state[:, 1:]), dim=-1)
-            best = (patches @ ph.T).amax(dim=1)  # [B, 30]
-            loss_patch = F.binary_cross_entropy_with_logits(patch_scale.exp() * best + patch_bias, scene_hot)
 
-        # ITM: m images with their own caption, and with a negative: an easy one (another image's
-        # caption that does not match it) or the hard one (one object's colour or shape changed)
+        # ITM: m images with their own caption and with their hard negative (text row b + i)
         m = min(settings.itm_pairs, b)
-        neg_rows = []
-        for i in range(m):
-            row = b + i  # the hard negative
-            if settings.itm_easy_negative_rate > 0 and rng.random() < settings.itm_easy_negative_rate:
-                others = [j for j in range(b) if not matches[j, i]]
-                if others:
-                    row = rng.choice(others)
-            neg_rows.append(row)
-        rows = torch.tensor(list(range(m)) + neg_rows, device=dev)
+        rows = torch.tensor(list(range(m)) + [b + i for i in range(m)], device=dev)
         img_states = image_out.hidden_states[-1][:m].repeat(2, 1, 1)
-        if settings.itm_shuffle_image_cls:
-            # the image CLS summarises the whole scene; give ITM another image's, so that
-            # matching words to objects has to go through the patch tokens
-            img_states = torch.cat([img_states[:, :1].roll(1, dims=0), img_states[:, 1:]], dim=1)
         mm_out = encode_multimodal(flava, img_states, text_out.hidden_states[-1][rows], enc["attention_mask"][rows])
         itm = itm_logit(model.itm_head, mm_out)
         itm_target = torch.cat([torch.ones(m), torch.zeros(m)]).to(dev)
         loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
 
-        loss = (loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
-                + settings.patch_phrase_loss_weight * loss_patch)
+        loss = loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -301,12 +206,10 @@ def train(settings: TrainSettings, log=print) -> dict:
         for g in opt.param_groups:
             g["lr"] = settings.lr * lr_factor
         opt.step()
-        if ema is not None:
-            ema_update(ema, params, settings.ema_decay, step)
         if step % 100 == 0:
             itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
-                f"phrase {loss_phrase.item():.3f} patch {loss_patch.item():.3f} itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f} "
+                f"phrase {loss_phrase.item():.3f} itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f} "
                 f"scale {scale.item():.1f}")
     if settings.steps is not None and step < settings.steps:
         log(f"warning: the {settings.minutes:g}-minute cap stopped the run at step {step} of {settings.steps}, "
@@ -314,11 +217,6 @@ def train(settings: TrainSettings, log=print) -> dict:
     model.eval()
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if ema is not None:
-        model.cpu().save_pretrained(out / "raw")
-        processor.save_pretrained(out / "raw")
-        with torch.no_grad():
-            torch._foreach_copy_(params, ema)
     model.cpu().save_pretrained(out)
     processor.save_pretrained(out)
     log(f"saved to {out} after {step} steps, {(time.time() - start) / 60:.1f} min")

@@ -19,6 +19,7 @@ import torch
 from .base import Explainer
 from .gradients import batched_grads
 from .normalise import normalise
+from .targets import Target, get_target
 
 
 @dataclass
@@ -75,19 +76,23 @@ def _grads_per_method(targets: torch.Tensor, methods: list[Explainer], rec) -> d
 
 
 class Suite:
-    def __init__(self, methods: list[Explainer], caption_target: str = "contrastive"):
+    def __init__(self, methods: list[Explainer], caption_target: str | Target = "contrastive"):
         self.methods = methods
-        self.caption_target = caption_target
+        self.caption_target = get_target(caption_target)
 
     @property
     def needs_mm(self) -> bool:
-        return self.caption_target == "itm" or any(m.encoder == "multimodal" for m in self.methods)
+        return self.caption_target.needs_multimodal or any(m.encoder == "multimodal" for m in self.methods)
 
-    def target_name(self, m: Explainer) -> str | None:
+    def target_of(self, m: Explainer) -> Target | None:
         """The score a method's maps explain (None: none, e.g. raw attention)."""
         if m.target is None:
             return None
-        return self.caption_target if m.target == "caption" else m.target
+        return self.caption_target if m.target == "caption" else get_target(m.target)
+
+    def target_name(self, m: Explainer) -> str | None:
+        t = self.target_of(m)
+        return None if t is None else t.name
 
     def run(self, adapter, pixel_values: torch.Tensor, caption: str,
             phrases: list[tuple[str, tuple[int, int] | None]] = ()) -> PairResult:
@@ -96,17 +101,18 @@ class Suite:
                             tokens=rec.tokens, words=rec.words, truncated=rec.truncated)
         methods = []
         for m in self.methods:
-            if self.target_name(m) == "itm" and rec.itm is None:
+            target = self.target_of(m)
+            if target is not None and target.needs_multimodal and rec.itm is None:
                 result.notes.append(f"{m.name}: skipped, the checkpoint has no ITM head")
                 continue
             methods.append(m)
 
         # one backward per caption-level target, over the union of the methods' inputs
-        grad_methods = [m for m in methods if self.target_name(m) is not None and not m.perturbation]
+        grad_methods = [m for m in methods if self.target_of(m) is not None and not m.perturbation]
         grads: dict[str, list[torch.Tensor]] = {}
-        for tname in {self.target_name(m) for m in grad_methods}:
-            users = [m for m in grad_methods if self.target_name(m) == tname]
-            grads.update(_grads_per_method(rec.target(tname), users, rec))
+        for target in {self.target_of(m) for m in grad_methods}:
+            users = [m for m in grad_methods if self.target_of(m) == target]
+            grads.update(_grads_per_method(target(rec), users, rec))
 
         # phrases as their own texts: K targets, one batched backward for all image methods
         phrase_grads: dict[str, list[torch.Tensor]] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..words import is_content_word, is_punctuation
 from . import flava_parts as parts
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -23,10 +24,15 @@ class Word:
     text: str
     tokens: list[int]  # indices into the text token sequence (0 = [CLS])
     span: tuple[int, int]  # character offsets in the caption
+    unknown: bool = False  # a piece of it is the tokenizer's unknown token: the model cannot read it
 
     @property
     def is_punctuation(self) -> bool:
-        return not any(ch.isalnum() for ch in self.text)
+        return is_punctuation(self.text)
+
+    @property
+    def is_content(self) -> bool:
+        return is_content_word(self.text)
 
 
 @dataclass
@@ -64,13 +70,6 @@ class ForwardRecord:
 
     def word_token_rows(self) -> list[list[int]]:
         return [w.tokens for w in self.words]
-
-    def target(self, name: str) -> torch.Tensor:
-        if name == "itm":
-            if self.itm is None:
-                raise UserError("this checkpoint has no ITM head (load a FlavaForPreTraining checkpoint)")
-            return self.itm
-        return self.score
 
 
 def bundled_demo_path() -> Path:
@@ -112,6 +111,19 @@ def _check_geometry(image_processor, name: str) -> None:
                         "groundreport needs a processor that keeps the whole image")
 
 
+def _quiet_hub(hf_logging) -> None:
+    """Our progress bars only: no "Loading weights" bar, no hub retry messages (a failed load
+    ends in one line of ours instead)."""
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import logging as hub_logging
+
+        hub_logging.set_verbosity_error()
+    except ImportError:  # an older hub: its messages stay
+        pass
+
+
 class FlavaAdapter:
     family = "flava"
 
@@ -146,7 +158,7 @@ class FlavaAdapter:
         if local.exists() and not (local / "config.json").is_file():
             raise UserError(f"{local}: not a model folder (no config.json; expected the save_pretrained layout)")
         kwargs = {"local_files_only": True} if offline or local.exists() else {}
-        hf_logging.set_verbosity_error()
+        _quiet_hub(hf_logging)
         try:
             config = AutoConfig.from_pretrained(str(local) if local.exists() else source, **kwargs)
         except (OSError, ValueError) as e:
@@ -202,8 +214,10 @@ class FlavaAdapter:
             else:
                 words.append(Word("", [t], (s, e)))
             last = wid
+        unk = tok.unk_token_id
         for w in words:
             w.text = caption[w.span[0]:w.span[1]]
+            w.unknown = unk is not None and any(ids[t] == unk for t in w.tokens)
         return tokens, words
 
     # -- forward ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import atomic
 from ..errors import UserError
+from ..report import load_manifest, read_maps
 from .paths import templates_dir
 
 PAGE_SIZE = 48
@@ -36,19 +37,6 @@ def _script_json(obj) -> str:
     """JSON safe to inline in <script type="application/json"> (no '</script>' can close it)."""
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-
-
-def load_manifest(report: Path) -> dict:
-    path = Path(report) / "manifest.json"
-    if not path.is_file():
-        raise UserError(f"{path} not found: run 'groundreport build' first (or pass --report)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e.msg})") from None
-    if manifest.get("schema_version") != 1:
-        raise UserError(f"{path}: schema_version {manifest.get('schema_version')!r} is not supported (want 1)")
-    return manifest
 
 
 def rank_methods(methods: list[dict], summary: dict | None) -> list[str]:
@@ -93,10 +81,8 @@ def _frame(width: int, height: int) -> dict:
     return {"ar": round(ar, 5), "minw": round(MIN_SIDE * max(ar, 1.0)), "extreme": not 1 / 3 <= ar <= 3,
             "min_side": MIN_SIDE}
 
-
 def _pair_data(report: Path, entry: dict, methods: list[dict]) -> dict:
-    with np.load(report / entry["maps"]["file"]) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = read_maps(report, entry)
     out = {}
     for m in methods:
         keys = entry["maps"]["keys"].get(m["name"])

@@ -1,14 +1,14 @@
-"""``groundreport build``'s compute half: dataset -> sample -> model -> explainers -> report/.
+"""The compute half of ``build`` and ``eval``: every sampled pair explained into report/.
 
-Each finished pair leaves ``pairs/<id>/entry.json`` (written last, atomically). The pair id
-hashes the model revision, the image bytes, the caption, its phrases and every setting that
-changes a map, so a rerun skips finished pairs and a changed setting never reuses stale ones.
+Resumable: each finished pair leaves ``pairs/<id>/entry.json`` (written last, atomically;
+report.py owns the layout). The pair id hashes the model revision, the image bytes, the
+caption, its phrases, every setting that changes a map, the tool's version and the scoring
+rule's version, so a rerun skips finished pairs and never reuses stale maps or scores.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import time
 from collections import deque
@@ -16,13 +16,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__, atomic
+from . import __version__
+from . import report as report_io
 from .errors import BadInput, UserError
 from .images import load_rgb
 from .records import Example
 from .sampling import Pair, sample_pairs
 
-SCHEMA_VERSION = 1
+MAX_CAPTIONS_PER_IMAGE = 5
 
 
 @dataclass
@@ -43,9 +44,24 @@ class BuildConfig:
     report: str = "report"
     demo: bool = False
 
+    def validate(self) -> None:
+        """One-line errors for bad values, before any model is loaded or any file written."""
+        from .explainers import make_methods
+        from .explainers.targets import get_target
+
+        if self.sample is not None and (not isinstance(self.sample, int) or self.sample < 0):
+            raise UserError(f"--sample must be 0 (all) or a positive number of images, not {self.sample}")
+        if not 1 <= self.captions_per_image <= MAX_CAPTIONS_PER_IMAGE:
+            raise UserError(f"--captions-per-image must be between 1 and {MAX_CAPTIONS_PER_IMAGE}, "
+                            f"not {self.captions_per_image}")
+        if not self.methods:
+            raise UserError("--methods is empty; name at least one method")
+        make_methods(self.methods)
+        get_target(self.target)
+
     def map_settings(self) -> dict:
         """The settings that change a pair's maps (part of every pair's id)."""
-        return {"methods": sorted(self.methods), "target": self.target, "dtype": self.dtype, "schema": SCHEMA_VERSION}
+        return report_io.map_settings(self.methods, self.target, self.dtype)
 
 
 class Timer:
@@ -71,13 +87,6 @@ def file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def pair_id(revision: str, model_id: str, image_sha: str, pair: Pair, settings: dict) -> str:
-    cap = pair.caption
-    key = json.dumps([model_id, revision, image_sha, cap.text,
-                      [(p.text, p.boxes, p.span) for p in cap.phrases], settings], sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def _load(pair: Pair):
     """Worker-thread part: read and decode the image (overlaps with model work)."""
     path = pair.example.image_path
@@ -86,28 +95,6 @@ def _load(pair: Pair):
         return pair, image, file_sha(path), None
     except BadInput as e:
         return pair, None, None, str(e)
-
-
-def _phrase_entries(pair: Pair, result, image_size, methods) -> list[dict]:
-    from .metrics.grounding import baselines, score_map
-
-    phrases = pair.caption.phrases
-    n_objects = sum(1 for p in phrases if p.boxes)
-    out = []
-    for k, ph in enumerate(phrases):
-        entry = {"text": ph.text, "span": list(ph.span) if ph.span else None,
-                 "boxes": [list(b) for b in ph.boxes], "scores": {}, "baselines": None}
-        if ph.boxes:
-            for name in methods:
-                mm = result.maps.get(name)
-                if mm is None or mm.phrases is None:
-                    continue
-                s = score_map(mm.phrases[k], image_size, ph.boxes)
-                entry["scores"][name] = {"pointing": bool(s.pointing_hit), "point": list(s.point),
-                                         "box": list(s.box), "box_iou": round(s.box_iou, 4)}
-            entry["baselines"] = baselines(image_size, ph.boxes, n_objects)
-        out.append(entry)
-    return out
 
 
 def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skipped: list, progress=True) -> dict:
@@ -121,17 +108,15 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
 
     timer = Timer()
     report = Path(cfg.report)
-    report.mkdir(parents=True, exist_ok=True)
-    for stale in report.rglob(".*.tmp"):  # temp files of a run killed mid-write
-        stale.unlink(missing_ok=True)
+    cfg.validate()
     methods = make_methods(cfg.methods)
-    if cfg.target not in ("contrastive", "itm"):
-        raise UserError(f"unknown --target {cfg.target!r}; choose contrastive or itm")
     pairs = sample_pairs(examples, cfg.sample, cfg.captions_per_image, cfg.seed)
     adapter = timer.run("model load", FlavaAdapter.load, cfg.model, cfg.device, cfg.dtype, cfg.offline)
-    if cfg.target == "itm" and adapter.itm_head is None:
-        raise UserError(f"--target itm needs an ITM head; {cfg.model!r} has none (use --target contrastive)")
     suite = Suite(methods, cfg.target)
+    if suite.caption_target.needs_multimodal and adapter.itm_head is None:
+        raise UserError(f"--target {cfg.target} needs an ITM head; {cfg.model!r} has none (use --target contrastive)")
+    report.mkdir(parents=True, exist_ok=True)  # only now: a failed load leaves no empty folder behind
+    report_io.clean_temp_files(report)
     settings = cfg.map_settings()
     entries, reused = [], 0
     bar = None
@@ -148,9 +133,8 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
             if error:
                 skipped.append((where, error))
             else:
-                pid = pair_id(adapter.revision, adapter.model_id, image_sha, pair, settings)
-                done = report / "pairs" / pid / "entry.json"
-                finished = _finished_entry(report, done)
+                pid = report_io.pair_id(adapter.model_id, adapter.revision, image_sha, pair.caption, settings)
+                finished = report_io.finished_entry(report, pid)
                 if finished is not None:
                     entries.append(finished)
                     reused += 1
@@ -169,8 +153,10 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         bar.close()
     if not entries:
         raise UserError(f"no pair could be explained ({len(skipped)} skipped; first: {skipped[0][1] if skipped else '-'})")
+    summary = summarise(entries)
+    if summary is not None:
+        summary["flat"] = report_io.flat_counts(entries)
     manifest = {
-        "schema_version": SCHEMA_VERSION,
         "tool": {"name": "groundreport", "version": __version__},
         "config": {k: v for k, v in asdict(cfg).items()},
         "dataset": {"format": dataset_format, "examples": len(examples), "split": cfg.split},
@@ -182,11 +168,12 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         "pairs": entries,
         "reused_pairs": reused,
         "skipped": [{"item": w, "reason": r} for w, r in skipped],
-        "summary": summarise(entries),
+        "summary": summary,
+        "flat": report_io.flat_counts(entries),
         "timings": {k: round(v, 3) for k, v in timer.totals.items()},
     }
-    atomic.write_json(report / "manifest.json", manifest)
-    return manifest
+    report_io.write_manifest(report, manifest)
+    return report_io.load_manifest(report)
 
 
 def _version(pkg: str) -> str:
@@ -196,19 +183,6 @@ def _version(pkg: str) -> str:
         return version(pkg)
     except PackageNotFoundError:
         return "unknown"
-
-
-def _finished_entry(report: Path, done: Path) -> dict | None:
-    """A finished pair's entry, or None when it is absent or any file it names has gone."""
-    if not done.is_file():
-        return None
-    try:
-        entry = json.loads(done.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-    from .artifacts import entry_files
-
-    return entry if all((report / f).is_file() for f in entry_files(entry)) else None
 
 
 def prefetch(pool, fn, items, ahead: int):
@@ -249,32 +223,8 @@ def _explain_pair(adapter, suite, pair, image, timer):
 
 
 def _write_pair_entry(report, pair, image, image_sha, pid, result, timer) -> dict:
-    """Writer-thread part: overlays, arrays, then entry.json (last: it marks the pair done)."""
-    from .artifacts import write_display_image, write_pair
+    """Writer-thread part: score the phrases, then the pair's files (entry.json last)."""
+    from .metrics.phrases import score_phrases
 
-    t = time.perf_counter()
-    image_rel, thumb_rel = write_display_image(report, image, image_sha[:12])
-    npz_rel, index, overlays = write_pair(report, pid, image, result.maps)
-    timer.add("image encoding", time.perf_counter() - t)
-    entry = {
-        "id": pid,
-        "image_id": pair.example.image_id,
-        "image": image_rel,
-        "thumb": thumb_rel,
-        "width": image.size[0],
-        "height": image.size[1],
-        "caption": pair.caption.text,
-        "caption_index": pair.caption_index,
-        "truncated": result.truncated,
-        "tokens": result.tokens,
-        "words": [{"text": w.text, "span": list(w.span), "tokens": w.tokens, "punct": w.is_punctuation}
-                  for w in result.words],
-        "score": round(result.score, 5),
-        "itm": None if result.itm is None else round(result.itm, 5),
-        "maps": {"file": npz_rel, "keys": index},
-        "overlays": overlays,
-        "phrases": _phrase_entries(pair, result, image.size, list(result.maps)),
-        "notes": result.notes,
-    }
-    atomic.write_json(report / "pairs" / pid / "entry.json", entry)
-    return entry
+    phrases = score_phrases(pair.caption.phrases, result.maps, image.size)
+    return report_io.write_pair(report, pair, image, image_sha, pid, result, phrases, timer)

@@ -1,0 +1,46 @@
+"""``groundreport build``: compute every sampled pair into report/, then render site/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from ..errors import UserError
+from .tables import print_flat, print_summary
+
+
+def run(cfg, site: Path, strict: bool, progress: bool) -> None:
+    from ..compute import compute
+    from ..datasets import load_dataset
+    from ..render.site import render
+
+    t0 = time.perf_counter()
+    cfg.validate()
+    skipped: list[tuple[str, str]] = []
+    fmt, examples = load_dataset(Path(cfg.captions), Path(cfg.images) if cfg.images else None, cfg.dataset,
+                                 cfg.split, skipped)
+    manifest = compute(cfg, examples, fmt, skipped, progress=progress)
+    info = render(Path(cfg.report), site)
+    timings = dict(manifest["timings"], rendering=info["seconds"], total=time.perf_counter() - t0)
+    typer.echo(f"explained {len(manifest['pairs'])} pairs ({manifest['reused_pairs']} reused from an earlier run), "
+               f"skipped {len(manifest['skipped'])}")
+    for s in manifest["skipped"]:
+        typer.echo(f"  skipped {s['item']}: {s['reason']}")
+    truncated = sum(1 for p in manifest["pairs"] if p["truncated"])
+    if truncated:
+        typer.echo(f"  {truncated} caption(s) were longer than the model's text limit and were truncated")
+    for p in manifest["pairs"]:
+        for w in p.get("warnings", []):
+            typer.echo(f"  note: {p['image_id']} #{p['caption_index']}: {w}")
+    print_flat(manifest)
+    print_summary(manifest["summary"], manifest["methods"])
+    typer.echo("\ntime per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    typer.echo(f"site: {site / 'index.html'}")
+    if strict and manifest["skipped"]:
+        raise StrictFailure(f"--strict: {len(manifest['skipped'])} input(s) skipped")
+
+
+class StrictFailure(UserError):
+    """--strict and something was skipped: exit 3, not 2."""

@@ -1,0 +1,34 @@
+"""``groundreport demo train``: train the demo FLAVA, then score it on held-out scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import UserError
+
+
+def run(out: Path, minutes: float, steps: int, seed: int, threads: int, device: str, split: str,
+        methods: list[str]) -> None:
+    from ..compute import BuildConfig
+    from ..demo.scenes import heldout_seeds
+    from ..demo.train import TrainSettings, train
+    from ..models.flava import resolve_device
+    from . import evaluate
+
+    # check the arguments before a long run, not after it
+    resolve_device(device)
+    heldout_seeds(split, 1)
+    if steps < 0 or minutes <= 0:
+        raise UserError("--steps must be >= 0 (0: fill --minutes) and --minutes > 0")
+    train(TrainSettings(out_dir=out, minutes=minutes, steps=steps or None, seed=seed, threads=threads, device=device),
+          log=typer.echo)
+    from ..demo.retrieval import image_to_text_top1
+    from ..models.flava import FlavaAdapter
+
+    top1 = image_to_text_top1(FlavaAdapter.load(str(out), device=device))
+    typer.echo(f"held-out image->text retrieval, top-1 of 100 captions: {top1:.2f}")
+    cfg = BuildConfig(captions=None, dataset="jsonl", split=split, sample=None, model=str(out), offline=True,
+                      device=device, methods=methods, report=str(out.parent / f"{out.name}-eval"))
+    evaluate.run(cfg, 300, progress=True)

@@ -1,0 +1,206 @@
+"""report/: the one owner of its layout, its schema and its version.
+
+Compute (``compute.py``), evaluation and rendering all read and write report/ through this
+module; no other module names a file in it or a key of its entries.
+
+Layout (documented in docs/report-schema.md):
+  manifest.json                                      the run: config, model, methods, pairs, summary
+  images/<sha12>.jpg, images/<sha12>_thumb.webp      display copy and thumbnail of each image
+  pairs/<pair_id>/maps.npz                           float16 maps, keys "<method>/<level>"
+  pairs/<pair_id>/<method>_heatmap.webp|_overlay.webp caption-level panels
+  pairs/<pair_id>/entry.json                         the pair's manifest entry, written LAST
+An entry.json only ever exists next to complete artifacts: it is the resume marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, atomic
+from .errors import UserError
+
+SCHEMA_VERSION = 2
+# Bump when a scoring rule changes (pointing game, box accuracy, baselines, word selection),
+# so that an upgraded tool re-scores instead of reusing stale numbers. 1: first-pixel argmax;
+# 2: ties at the middle of the tied pixels, a constant map is a miss.
+SCORING_VERSION = 2
+MANIFEST = "manifest.json"
+ENTRY = "entry.json"
+MAP_LEVELS = ("caption", "words", "phrases", "layers", "heads")
+
+
+# -- identity of a pair ---------------------------------------------------------------------
+def map_settings(methods, target: str, dtype: str) -> dict:
+    """Every setting that changes a pair's maps or scores (part of every pair's id)."""
+    return {"methods": sorted(methods), "target": target, "dtype": dtype, "tool": __version__,
+            "schema": SCHEMA_VERSION, "scoring": SCORING_VERSION}
+
+
+def pair_id(model_id: str, revision: str, image_sha: str, caption, settings: dict) -> str:
+    """16 hex of sha256 over the model, the image bytes, the caption and its phrases, and the
+    settings (``map_settings``): a rerun reuses a pair only when all of them are equal."""
+    key = json.dumps([model_id, revision, image_sha, caption.text,
+                      [(p.text, p.boxes, p.span) for p in caption.phrases], settings], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+# -- one pair ---------------------------------------------------------------------------------
+def clean_temp_files(report: Path) -> None:
+    """Remove temp files of a run killed mid-write (complete files are never named like this)."""
+    for stale in Path(report).rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def entry_files(entry: dict, with_maps: bool = True) -> list[str]:
+    """Every report-relative file a pair entry names (the maps' npz optional)."""
+    files = [entry["image"], entry["thumb"]] + [p for o in entry["overlays"].values() for p in o.values()]
+    return ([entry["maps"]["file"]] if with_maps else []) + files
+
+
+def finished_entry(report: Path, pid: str) -> dict | None:
+    """A finished pair's entry, or None when it is absent, unreadable, or any file it names has gone."""
+    done = Path(report) / "pairs" / pid / ENTRY
+    if not done.is_file():
+        return None
+    try:
+        entry = json.loads(done.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return entry if all((Path(report) / f).is_file() for f in entry_files(entry)) else None
+
+
+def _maps_to_arrays(maps) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]], dict[str, dict]]:
+    """MethodMaps per method -> (flat npz dict, key index, flat flags).
+
+    A map is *flat* when it is constant: normalisation leaves it all zeros, and the method
+    found no evidence anywhere. Caption level: one bool; words/phrases: one bool each."""
+    arrays, index, flat = {}, {}, {}
+    for method, mm in maps.items():
+        index[method], flat[method] = {}, {}
+        for level in MAP_LEVELS:
+            arr = getattr(mm, level)
+            if arr is None:
+                continue
+            key = f"{method}/{level}"
+            arrays[key] = arr.astype(np.float16)
+            index[method][level] = key
+            if level == "caption":
+                flat[method]["caption"] = bool(arr.max() <= 0)
+            elif level in ("words", "phrases"):
+                flat[method][level] = [bool(a.max() <= 0) for a in arr]
+    return arrays, index, flat
+
+
+def read_maps(report: Path, entry: dict) -> dict[str, np.ndarray]:
+    """Every array of a pair, by npz key (``entry["maps"]["keys"][method][level]``)."""
+    with np.load(Path(report) / entry["maps"]["file"]) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _write_display_image(report: Path, image, key: str) -> tuple[str, str]:
+    from .overlays import display_copy, thumbnail
+
+    rel, thumb_rel = f"images/{key}.jpg", f"images/{key}_thumb.webp"
+    if not (report / rel).is_file():
+        atomic.write_image(report / rel, display_copy(image), "JPEG", quality=88)
+    if not (report / thumb_rel).is_file():
+        atomic.write_image(report / thumb_rel, thumbnail(image), "WEBP", quality=80)
+    return rel, thumb_rel
+
+
+def pair_warnings(words, score: float, itm: float | None) -> list[str]:
+    """One-line notes on what the maps of this pair can mean."""
+    out = []
+    content = [w for w in words if w.is_content]
+    unknown = [w.text for w in content if w.unknown]
+    if content and 2 * len(unknown) > len(content):
+        out.append(f"the model does not know most of this caption's words ({len(unknown)} of {len(content)} "
+                   f"content words are unknown to its tokenizer: {', '.join(unknown[:6])}); its maps say little")
+    elif unknown:
+        out.append(f"unknown to the model's tokenizer: {', '.join(unknown[:6])} (their maps are not about them)")
+    if score < 0:
+        out.append(f"negative alignment score ({score:.2f}): the model does not match this caption to this image")
+    if itm is not None and itm < 0:
+        out.append(f"the ITM head rejects this caption for this image (logit {itm:.2f})")
+    return out
+
+
+def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phrase_entries, timer=None) -> dict:
+    """Arrays, overlays, then entry.json (last: it marks the pair done). Returns the entry."""
+    import time
+
+    from .overlays import display_copy, overlay
+
+    report = Path(report)
+    t = time.perf_counter()
+    image_rel, thumb_rel = _write_display_image(report, image, image_sha[:12])
+    arrays, index, flat = _maps_to_arrays(result.maps)
+    npz_rel = f"pairs/{pid}/maps.npz"
+    atomic.write_npz(report / npz_rel, arrays)
+    disp = display_copy(image)
+    overlays = {}
+    for method, mm in result.maps.items():
+        heat, over = overlay(disp, mm.caption)
+        h_rel, o_rel = f"pairs/{pid}/{method}_heatmap.webp", f"pairs/{pid}/{method}_overlay.webp"
+        atomic.write_image(report / h_rel, heat, "WEBP", quality=80)
+        atomic.write_image(report / o_rel, over, "WEBP", quality=80)
+        overlays[method] = {"heatmap": h_rel, "overlay": o_rel}
+    if timer is not None:
+        timer.add("image encoding", time.perf_counter() - t)
+    entry = {
+        "id": pid,
+        "image_id": pair.example.image_id,
+        "image": image_rel,
+        "thumb": thumb_rel,
+        "width": image.size[0],
+        "height": image.size[1],
+        "caption": pair.caption.text,
+        "caption_index": pair.caption_index,
+        "truncated": result.truncated,
+        "tokens": result.tokens,
+        "words": [{"text": w.text, "span": list(w.span), "tokens": w.tokens, "punct": w.is_punctuation,
+                   "content": w.is_content, "unknown": w.unknown} for w in result.words],
+        "score": round(result.score, 5),
+        "itm": None if result.itm is None else round(result.itm, 5),
+        "maps": {"file": npz_rel, "keys": index, "flat": flat},
+        "overlays": overlays,
+        "phrases": phrase_entries,
+        "notes": result.notes,
+        "warnings": pair_warnings(result.words, result.score, result.itm),
+    }
+    atomic.write_json(report / "pairs" / pid / ENTRY, entry)
+    return entry
+
+
+# -- the manifest -------------------------------------------------------------------------------
+def flat_counts(entries: list[dict]) -> dict[str, int]:
+    """Per method, how many pairs' caption maps are flat."""
+    out: dict[str, int] = {}
+    for e in entries:
+        for method, f in e["maps"].get("flat", {}).items():
+            out[method] = out.get(method, 0) + int(bool(f.get("caption")))
+    return out
+
+
+def write_manifest(report: Path, manifest: dict) -> None:
+    manifest = dict(manifest, schema_version=SCHEMA_VERSION, scoring_version=SCORING_VERSION)
+    atomic.write_json(Path(report) / MANIFEST, manifest)
+
+
+def load_manifest(report: Path) -> dict:
+    path = Path(report) / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{path} not found: run 'groundreport build' first (or pass --report)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        found = manifest.get("schema_version") if isinstance(manifest, dict) else None
+        raise UserError(f"{path}: schema_version {found!r} is not supported (want {SCHEMA_VERSION}); "
+                        "rerun 'groundreport build' with this version")
+    return manifest
