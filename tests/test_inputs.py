@@ -103,10 +103,11 @@ def test_show_takes_a_phrase_or_a_word_and_names_bad_choices(tiny_adapter, tmp_p
     ex = explain(tiny_adapter, tmp_path / "img0.jpg", "a red star and a blue circle",
                  methods=["relevancy", "mm-attention"], phrases=["a blue circle"])
     assert ex.show(phrase="a blue circle")._suptitle.get_text().startswith("relevancy, phrase")
-    assert ex.show(word="blue")._suptitle.get_text().startswith("mm-attention, word \u201cblue\u201d")
+    assert ex.show(word="blue")._suptitle.get_text().startswith("relevancy, word \u201cblue\u201d")
+    assert ex.show("mm-attention", word=5)._suptitle.get_text().startswith("mm-attention, word \u201cblue\u201d")
     for kwargs, message in [(dict(method="nope"), "unknown method 'nope'; methods run: relevancy, mm-attention"),
                             (dict(word="green"), "word 'green' is not in the caption"),
-                            (dict(method="relevancy", word="red"), "method 'relevancy' has no word maps"),
+                            (dict(method="rollout", word="red"), "method .rollout. has no word maps"),
                             (dict(phrase="a red star"), "phrase 'a red star' was not explained")]:
         with pytest.raises(UserError, match=message):
             ex.show(**kwargs)

@@ -67,7 +67,7 @@ def test_summary_averages_over_phrases():
     ]}]
     s = summarise(pairs)
     assert s["phrases"] == 2
-    assert s["methods"]["m"] == {"pointing": 0.5, "box_accuracy": 0.5}
+    assert s["methods"]["m"] == {"pointing": 0.5, "box_accuracy": 0.5, "n": 2}
     assert s["baselines"]["random_point"] == pytest.approx(0.3)
     assert summarise([{"phrases": []}]) is None
 
@@ -96,3 +96,48 @@ def test_tied_separate_peaks_point_at_one_of_them():
 def test_constant_map_points_nowhere():
     s = score_map(np.full((4, 4), 0.5, dtype=np.float32), (64, 64), [(0, 0, 64, 64)])
     assert not s.pointing_hit  # even a box that covers the whole image
+
+
+def _one_pixel_map(x: int, y: int, size=(100, 80)) -> np.ndarray:
+    """A map at the image's own resolution (resizing is then the identity): its peak is (x, y)."""
+    m = np.zeros((size[1], size[0]), dtype=np.float32)
+    m[y, x] = 1.0
+    return m
+
+
+@pytest.mark.parametrize("x, y, hit", [
+    (59, 30, True), (60, 30, False),  # x1 = 60 is exclusive: the last pixel inside is 59
+    (20, 30, True), (19, 30, False),  # x0 = 20 is inclusive
+    (40, 49, True), (40, 50, False),  # y1 = 50 is exclusive
+    (40, 10, True), (40, 9, False),  # y0 = 10 is inclusive
+    (74, 30, False), (40, 64, False),  # 14 px outside: no tolerance
+])
+def test_pointing_hit_is_exact_at_box_edge_pixels_x1_y1_exclusive(x, y, hit):
+    s = score_map(_one_pixel_map(x, y), (100, 80), [(20, 10, 60, 50)])
+    assert s.point == (x, y)
+    assert s.pointing_hit is hit
+
+
+def test_words_are_scored_against_their_phrase_boxes_and_summarised_beside_phrases():
+    from types import SimpleNamespace
+
+    from groundreport.metrics.phrases import phrase_words, score_phrases
+    from groundreport.models.flava import Word
+    from groundreport.records import Phrase
+
+    caption = "a red circle and a blue square"
+    words = [Word(w, [i + 1], (caption.index(w, s), caption.index(w, s) + len(w)))
+             for i, (w, s) in enumerate([("a", 0), ("red", 0), ("circle", 0), ("and", 0), ("a", 13), ("blue", 0),
+                                         ("square", 0)])]
+    phrases = [Phrase("a red circle", ((0, 0, 16, 16),), (0, 12)), Phrase("a blue square", ((16, 16, 32, 32),), (17, 30))]
+    assert [phrase_words(p, words) for p in phrases] == [[1, 2], [5, 6]]  # articles and "and" left out
+    hot = np.zeros((7, 2, 2), dtype=np.float32)
+    hot[1, 0, 0] = hot[2, 1, 1] = hot[5, 1, 1] = hot[6, 1, 1] = 1  # "circle" points at the square: a miss
+    maps = {"m": SimpleNamespace(phrases=np.stack([hot[1], hot[6]]), words=hot)}
+    entries = score_phrases(phrases, maps, (32, 32), words)
+    assert [w["text"] for e in entries for w in e["words"]] == ["red", "circle", "blue", "square"]
+    assert [w["scores"]["m"]["pointing"] for e in entries for w in e["words"]] == [True, False, True, True]
+    s = summarise([{"phrases": entries}])
+    assert s["phrases"] == 2 and s["methods"]["m"]["pointing"] == 1.0
+    assert s["words"]["words"] == 4 and s["words"]["methods"]["m"]["pointing"] == 0.75
+    assert s["words"]["baselines"]["random_object"] == 0.5

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import UserError
 
-DEFAULT_WORD_METHOD = "mm-relevancy"
+DEFAULT_WORD_METHOD = "relevancy"  # each word in context; grounds best on the demo (docs/evaluation.md)
 
 
 def load_model(name: str = "facebook/flava-full", device: str = "auto", dtype: str = "fp32", offline: bool = False):

@@ -226,5 +226,5 @@ def _write_pair_entry(report, pair, image, image_sha, pid, result, timer) -> dic
     """Writer-thread part: score the phrases, then the pair's files (entry.json last)."""
     from .metrics.phrases import score_phrases
 
-    phrases = score_phrases(pair.caption.phrases, result.maps, image.size)
+    phrases = score_phrases(pair.caption.phrases, result.maps, image.size, result.words)
     return report_io.write_pair(report, pair, image, image_sha, pid, result, phrases, timer)

@@ -6,19 +6,28 @@ import typer
 
 
 def print_summary(summary: dict | None, methods: list[dict]) -> None:
+    """The phrase table, and beside it the per-word table (content words against their phrase's boxes)."""
     if not summary:
         return
-    b = summary["baselines"]
-    typer.echo(f"\nGrounding on {summary['phrases']} phrases (pointing game: argmax inside a box; box acc: IoU>=0.5)")
-    typer.echo(f"  {'method':<44} pointing  box-acc")
+    words = summary.get("words") or {"methods": {}, "baselines": {}, "words": 0}
+    typer.echo(f"\nGrounding on {summary['phrases']} phrases and {words['words']} content words "
+               "(pointing game: argmax inside a box; box acc: IoU>=0.5)")
+    typer.echo(f"  {'method':<44} {'phrases':>17}  {'words':>17}")
+    typer.echo(f"  {'':<44} pointing  box-acc  pointing  box-acc")
+
+    def cells(s):
+        return f"{s['pointing']:8.3f} {s['box_accuracy']:8.3f}" if s else f"{'-':>8} {'-':>8}"
+
     for m in methods:
-        s = summary["methods"].get(m["name"])
-        if s:
+        s, w = summary["methods"].get(m["name"]), words["methods"].get(m["name"])
+        if s or w:
             blind = "  (ignores caption)" if m["caption_blind"] else ""
-            typer.echo(f"  {m['label']:<44} {s['pointing']:8.3f} {s['box_accuracy']:8.3f}{blind}")
-    typer.echo(f"  {'chance: random object':<44} {b.get('random_object', float('nan')):8.3f}")
-    typer.echo(f"  {'chance: random point':<44} {b['random_point']:8.3f}")
-    typer.echo(f"  {'chance: image centre':<44} {b['centre']:8.3f}")
+            typer.echo(f"  {m['label']:<44} {cells(s)}  {cells(w)}{blind}")
+    for key, label in (("random_object", "chance: random object"), ("random_point", "chance: random point"),
+                       ("centre", "chance: image centre")):
+        b, wb = summary["baselines"].get(key), words["baselines"].get(key)
+        typer.echo(f"  {label:<44} {b if b is not None else float('nan'):8.3f} {'':8}  "
+                   + (f"{wb:8.3f}" if wb is not None else f"{'-':>8}"))
 
 
 def print_flat(manifest: dict) -> None:

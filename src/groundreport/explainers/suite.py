@@ -6,7 +6,9 @@
 - Phrases: every phrase is encoded as its own text, its cosine with the image embedding is a
   target, and all K targets share one batched backward (``is_grads_batched``).
 - Words: multimodal methods give a row per text token from the single ITM backward;
-  word-pieces are averaged into words.
+  word-pieces are averaged into words. Image-encoder methods take each word *in context* as a
+  target: the caption's score minus the score of the caption with that word masked, all W
+  words in one batched backward (occlusion: the same difference of its score drops).
 """
 
 from __future__ import annotations
@@ -120,6 +122,10 @@ class Suite:
         if phrases and image_grad_methods:
             targets = adapter.phrase_scores(rec, [p for p, _ in phrases])
             phrase_grads = _grads_per_method(targets, image_grad_methods, rec)
+        # words in context: the caption's score minus its score without the word, W targets
+        word_grads: dict[str, list[torch.Tensor]] = {}
+        if rec.words and image_grad_methods:
+            word_grads = _grads_per_method(adapter.word_scores(rec), image_grad_methods, rec)
 
         gh, gw = rec.grid
         word_groups = rec.word_token_rows()
@@ -128,12 +134,16 @@ class Suite:
         for m in methods:
             with torch.no_grad():
                 if m.perturbation:  # the caption and every phrase from one set of perturbed forwards
-                    texts = rec.text_embed.detach()
+                    texts = [rec.text_embed.detach()]
                     if phrases:
-                        texts = torch.cat([texts, adapter.text_embeds([p for p, _ in phrases]).to(texts.dtype)])
-                    drops = m.drops(adapter, pixel_values, texts)  # [1+K, P]
-                    caption_map, words = drops[0], None
-                    phrase_maps = drops[1:] if phrases else None
+                        texts.append(adapter.text_embeds([p for p, _ in phrases]).to(texts[0].dtype))
+                    texts.append(adapter.word_ablated_embeds(rec).to(texts[0].dtype))
+                    drops = m.drops(adapter, pixel_values, torch.cat(texts))  # [1+K+W, P]
+                    k = len(phrases)
+                    caption_map = drops[0]
+                    phrase_maps = drops[1:1 + k] if phrases else None
+                    # a word's target is score(caption) - score(caption without it): drops subtract alike
+                    words = drops[0:1] - drops[1 + k:] if rec.words else None
                 elif m.encoder == "multimodal":
                     token_rows = m.rows(rec, grads.get(m.name))[0]  # [T, P]
                     caption_map = token_rows[content].mean(0)
@@ -141,7 +151,7 @@ class Suite:
                     phrase_maps = _pool(token_rows, phrase_groups, caption_map) if phrases else None
                 else:
                     caption_map = m.rows(rec, grads.get(m.name))[0, 0]
-                    words = None
+                    words = m.rows(rec, word_grads[m.name])[:, 0] if m.name in word_grads else None
                     if m.name in phrase_grads:
                         phrase_maps = m.rows(rec, phrase_grads[m.name])[:, 0]
                     elif phrases:

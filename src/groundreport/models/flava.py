@@ -55,6 +55,8 @@ class ForwardRecord:
     tokens: list[str]
     words: list[Word]
     truncated: bool = False
+    input_ids: torch.Tensor | None = None  # [1, T] the caption's token ids (word-in-context targets)
+    attention_mask: torch.Tensor | None = None  # [1, T]
 
     @property
     def n_patches(self) -> int:
@@ -251,7 +253,7 @@ class FlavaAdapter:
             image_hidden=image_out.hidden_states, image_norm=store["norm"], image_attn=image_out.attentions,
             mm_attn=mm_attn,
             image_embed=img, text_embed=txt, score=(img * txt).sum(-1), itm=itm, grid=self.grid,
-            tokens=tokens, words=words, truncated=full_len > ids.shape[1],
+            tokens=tokens, words=words, truncated=full_len > ids.shape[1], input_ids=ids, attention_mask=mask,
         )
 
     def text_embeds(self, texts: list[str]) -> torch.Tensor:
@@ -266,6 +268,40 @@ class FlavaAdapter:
         with torch.no_grad():
             return parts.image_embedding(self.flava, parts.encode_image(self.flava, pixel_values,
                                                                         output_hidden_states=False))
+
+    def word_ablated_embeds(self, rec: ForwardRecord) -> torch.Tensor:
+        """Unit embeddings of the caption once per word with that word taken out, [W, E]; no graph.
+
+        The word's tokens become the tokenizer's mask token (FLAVA's text encoder was trained
+        with masked language modelling, so a masked word is input it knows); a tokenizer with
+        no mask token has the word's tokens removed instead."""
+        ids, mask = rec.input_ids, rec.attention_mask
+        mask_id = self.processor.tokenizer.mask_token_id
+        rows, masks = [], []
+        for w in rec.words:
+            if mask_id is not None:
+                row = ids[0].clone()
+                row[w.tokens] = mask_id
+                rows.append(row)
+                masks.append(mask[0])
+            else:
+                keep = [t for t in range(ids.shape[1]) if t not in set(w.tokens)]
+                pad = ids.shape[1] - len(keep)
+                pad_id = self.processor.tokenizer.pad_token_id or 0
+                rows.append(torch.cat([ids[0, keep], ids.new_full((pad,), pad_id)]))
+                masks.append(torch.cat([mask[0, keep], mask.new_zeros(pad)]))
+        if not rows:
+            return rec.text_embed.new_zeros((0, rec.text_embed.shape[-1]))
+        with torch.no_grad():
+            out = parts.encode_text(self.flava, torch.stack(rows), torch.stack(masks))
+            return parts.text_embedding(self.flava, out)
+
+    def word_scores(self, rec: ForwardRecord) -> torch.Tensor:
+        """Each word in context as a target, [W]: the caption's score minus the score of the
+        caption without that word. Gradients flow through the image side only."""
+        emb = self.word_ablated_embeds(rec).to(rec.image_embed.dtype)
+        with torch.enable_grad():
+            return rec.score - (rec.image_embed * emb).sum(-1)
 
     def phrase_scores(self, rec: ForwardRecord, phrases: list[str]) -> torch.Tensor:
         """Cosine of the pair's image embedding with each phrase encoded as its own text, [K].
