@@ -151,6 +151,7 @@ def test_hostile_caption_is_not_executed(browser, site):
 
 SCORES = {"gradcam": 0.9, "relevancy": 0.8, "mm-gradcam": 0.6, "mm-relevancy": 0.5, "mm-attention": 0.4,
           "attention": 0.99, "rollout": 0.3}  # attention ignores the caption: never first
+WORD_SCORES = {"relevancy": 0.7, "mm-gradcam": 0.6, "gradcam": 0.2}  # words rank on their own table
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,8 @@ def crafted(site, tmp_path_factory):
     assert set(man["summary"]["methods"]) == set(SCORES)
     for name, score in SCORES.items():
         man["summary"]["methods"][name]["pointing"] = score
+    for name, score in WORD_SCORES.items():
+        man["summary"]["words"]["methods"][name]["pointing"] = score
     flat, flat_card = [p for p in man["pairs"] if p["phrases"]][:2]
     npz = report / flat["maps"]["file"]
     with np.load(npz) as z:
@@ -203,7 +206,9 @@ def test_method_follows_the_selection_and_the_pick_persists(browser, crafted):
     caption_map = _heat(page)
     page.locator('.chip[data-kind="words"]').nth(1).click()
     m, text = _shown(page)
-    assert m == "mm-gradcam" and "the best-scoring method with word maps" in text
+    assert m == "relevancy" and "the best-scoring method with word maps" in text
+    # a content word of a boxed phrase: its own peak, against that phrase's box
+    assert page.locator("#boxes circle.peak").count() == 1 and page.locator("#boxes rect.gt").count() == 1
     word_map = _heat(page)
     assert word_map != caption_map  # the panels follow the selection
     page.locator('.chip[data-kind="phrases"]').first.click()
@@ -215,24 +220,24 @@ def test_method_follows_the_selection_and_the_pick_persists(browser, crafted):
     assert _shown(page)[0] == "gradcam"
 
     # the reader's pick wins wherever it has a map, and travels with prev/next
-    page.check('#methods input[value="relevancy"]')
+    page.check('#methods input[value="rollout"]')
     m, text = _shown(page)
-    assert m == "relevancy" and "your choice" in text and page.url.endswith("#method=relevancy")
+    assert m == "rollout" and "your choice" in text and page.url.endswith("#method=rollout")
     page.locator('.chip[data-kind="words"]').first.click()
     m, text = _shown(page)
-    assert m == "mm-gradcam" and "(Relevancy (image encoder) has none)" in text
-    assert page.locator('#methods input[value="relevancy"]').is_disabled()
+    assert m == "relevancy" and "(Attention rollout has none)" in text
+    assert page.locator('#methods input[value="rollout"]').is_disabled()
     page.locator('.chip[data-kind="phrases"]').first.click()
-    assert _shown(page)[0] == "relevancy"
+    assert _shown(page)[0] == "rollout"
     with page.expect_navigation():
         page.keyboard.press("ArrowLeft")
     m, text = _shown(page)
-    assert m == "relevancy" and "your choice" in text
+    assert m == "rollout" and "your choice" in text
     # from the gallery too (local storage), until the reader goes back to the best
     page.goto((site / "index.html").as_uri())
     with page.expect_navigation():
         page.locator(".card a").nth(start).click()
-    assert _shown(page)[0] == "relevancy"
+    assert _shown(page)[0] == "rollout"
     page.click("#auto")
     assert _shown(page)[0] == "gradcam" and "#method" not in page.url
     assert ev["errors"] == [] and ev["failed"] == [] and ev["external"] == []

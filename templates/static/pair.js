@@ -67,7 +67,7 @@
       state.method = state.user; state.why = "your choice";
       return;
     }
-    var best = data.order.filter(function (n) { return has(n, kind); })[0];
+    var best = data.order[kind].filter(function (n) { return has(n, kind); })[0];
     state.method = best;
     state.why = (data.scored ? "the best-scoring method" : "first in the default order") +
       (kind === "caption" ? "" : " with " + LEVEL[kind] + " maps") +
@@ -105,16 +105,28 @@
     r.setAttribute("class", cls);
     boxes.appendChild(r);
   }
+  function scored() {
+    // what the selection is scored against: a phrase, or a content word of a boxed phrase
+    if (state.kind === "phrases") return data.phrases[state.index];
+    if (state.kind !== "words") return null;
+    for (var i = 0; i < data.phrases.length; i++) {
+      var ws = data.phrases[i].words || [];
+      for (var j = 0; j < ws.length; j++) {
+        if (ws[j].index === state.index) return { boxes: data.phrases[i].boxes, scores: ws[j].scores };
+      }
+    }
+    return null;
+  }
   function drawBoxes() {
     while (boxes.firstChild) boxes.removeChild(boxes.firstChild);
     if (!document.getElementById("showboxes").checked) return;
-    var list = state.kind === "phrases" ? [data.phrases[state.index]] : (state.kind === "caption" ? data.phrases : []);
-    list.forEach(function (ph) {
+    var target = scored();
+    (state.kind === "caption" ? data.phrases : (target ? [target] : [])).forEach(function (ph) {
       (ph.boxes || []).forEach(function (b) { rect(b, "gt"); });
     });
     // a flat map has no peak and no strongest region: nothing to draw
-    if (state.kind !== "phrases" || isFlat(state.method, state.kind, state.index)) return;
-    var s = (data.phrases[state.index].scores || {})[state.method];
+    if (!target || isFlat(state.method, state.kind, state.index)) return;
+    var s = (target.scores || {})[state.method];
     if (!s) return;
     rect(s.box, "pred");
     var c = document.createElementNS(SVG, "circle");
@@ -151,6 +163,8 @@
       r.parentNode.classList.toggle("off", r.disabled);
       r.parentNode.title = r.disabled ? "no " + LEVEL[kind] + " maps" : r.parentNode.dataset.title;
       r.parentNode.querySelector(".flathere").hidden = !isFlat(r.value, kind, state.index);
+      var num = r.parentNode.querySelector(".num");
+      if (num) num.textContent = num.dataset[kind === "words" ? "words" : "phrases"] || "";
     });
     document.getElementById("auto").hidden = !state.user;
     showing.textContent = "showing " + label(name) + ": " + state.why + " \u00b7 " + chipText();
@@ -249,7 +263,7 @@
     else if (e.key === "Escape") location.href = "../index.html";
     else if (e.key === "m") {
       // cycle among the methods that have a map for the current selection
-      var names = data.order.filter(function (n) { return has(n, state.kind); });
+      var names = data.order[state.kind].filter(function (n) { return has(n, state.kind); });
       pick(names[(names.indexOf(state.method) + 1) % names.length]);
     } else if (e.key === "w") {
       var words = Array.prototype.slice.call(document.querySelectorAll('.chip[data-kind="words"]:not([disabled])'));
@@ -261,7 +275,7 @@
     e.preventDefault();
   });
 
-  if (!data.order.length) return;  // a report without maps: the page shows the image only
+  if (!data.order.caption.length) return;  // a report without maps: the page shows the image only
   state.user = readChoice();
   links();
   heat.style.opacity = 0.85;

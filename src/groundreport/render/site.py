@@ -39,10 +39,10 @@ def _script_json(obj) -> str:
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def rank_methods(methods: list[dict], summary: dict | None) -> list[str]:
-    """Method names, best first: by the summary's phrase pointing accuracy where it has one,
-    else DEFAULT_ORDER; caption-blind methods last either way."""
-    scores = (summary or {}).get("methods", {})
+def rank_methods(methods: list[dict], table: dict | None) -> list[str]:
+    """Method names, best first: by pointing accuracy in ``table`` (a summary's phrase table,
+    or its word table) where it has one, else DEFAULT_ORDER; caption-blind methods last."""
+    scores = (table or {}).get("methods", {})
 
     def key(pos_m):
         pos, m = pos_m
@@ -173,6 +173,8 @@ def render(report: Path, site: Path) -> dict:
         if summary:
             _method_chart(summary, methods, stage / "assets" / "methods.svg")
         ranked = rank_methods(methods, summary)
+        # a word's map is judged by how words point (summary.words), a caption's or phrase's by phrases
+        word_ranked = rank_methods(methods, (summary or {}).get("words") or summary)
         by_name = {m["name"]: m for m in methods}
         common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary,
                   "ranked": [by_name[n] for n in ranked], "scored": bool(summary), "score_flag": score_flag}
@@ -185,7 +187,10 @@ def render(report: Path, site: Path) -> dict:
             data = _pair_data(report, entry, methods)
             data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
                          "height": entry["height"], "lut": lut_b64, "flat": _flat(entry),
-                         "order": [n for n in ranked if n in data["maps"]], "scored": bool(summary),
+                         "order": {"caption": [n for n in ranked if n in data["maps"]],
+                                   "phrases": [n for n in ranked if n in data["maps"]],
+                                   "words": [n for n in word_ranked if n in data["maps"]]},
+                         "scored": bool(summary),
                          "labels": {m["name"]: m["label"] for m in methods}})
             html = pair_tpl.render(
                 **common, pair=entry, data=data, index=i, total=len(pairs), frame=_frame(entry["width"], entry["height"]),
