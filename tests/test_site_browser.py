@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from groundreport.cli import app
+from groundreport.render.site import render
 from conftest import write_scene_images
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,6 +30,15 @@ def site(tiny_model_dir, tmp_path_factory) -> Path:
     lines = [{"image": f"imgs/img{i}.png", "caption": s.caption,
               "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
     lines.append({"image": "imgs/img0.png", "caption": EVIL})
+    for name, size in (("wide", (2000, 60)), ("tall", (60, 2000))):
+        # a strip with a red square a third of the way along
+        im = Image.new("RGB", size, (90, 90, 90))
+        w, h = size
+        box = [w // 3, h // 3, w // 3 + min(w, h) // 2, h // 3 + min(w, h) // 2]
+        ImageDraw.Draw(im).rectangle(box, fill=(220, 30, 30))
+        im.save(root / "imgs" / f"{name}.png")
+        lines.append({"image": f"imgs/{name}.png", "caption": "a red square",
+                      "phrases": [{"text": "a red square", "boxes": [box]}]})
     (root / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     res = CliRunner().invoke(app, ["build", "--captions", str(root / "d.jsonl"), "--model", str(tiny_model_dir),
                                    "--report", str(root / "report"), "--site", str(root / "site"),
@@ -47,7 +60,7 @@ class _Links(HTMLParser):
 
 def test_every_link_is_relative_and_resolves(site):
     pages = [site / "index.html", *sorted((site / "pairs").glob("*.html"))]
-    assert len(pages) == 6
+    assert len(pages) == 8
     for page in pages:
         parser = _Links()
         parser.feed(page.read_text(encoding="utf-8"))
@@ -96,7 +109,7 @@ def _open(browser, url):
 
 def test_index_filter_and_no_outside_requests(browser, site):
     page, ev = _open(browser, (site / "index.html").as_uri())
-    assert page.locator(".card:visible").count() == 5
+    assert page.locator(".card:visible").count() == 7
     page.fill("#filter", "script")
     assert page.locator(".card:visible").count() == 1
     page.fill("#filter", "zzzz-no-such-caption")
@@ -132,3 +145,163 @@ def test_hostile_caption_is_not_executed(browser, site):
     page, ev = _open(browser, (site / card.locator("a").get_attribute("href")).as_uri())
     assert ev["dialogs"] == [] and ev["errors"] == []
     assert "<script>" in page.inner_text(".tokens") or "script" in page.inner_text("#words")
+
+
+# --- choices the pair page makes, on a report with known method scores and hand-made marks
+
+SCORES = {"gradcam": 0.9, "relevancy": 0.8, "mm-gradcam": 0.6, "mm-relevancy": 0.5, "mm-attention": 0.4,
+          "attention": 0.99, "rollout": 0.3}  # attention ignores the caption: never first
+WORD_SCORES = {"relevancy": 0.7, "mm-gradcam": 0.6, "gradcam": 0.2}  # words rank on their own table
+
+
+@pytest.fixture(scope="module")
+def crafted(site, tmp_path_factory):
+    """The built report re-rendered with SCORES as the summary, and: the first pair with
+    phrases has its Grad-CAM maps zeroed in maps.npz and marked flat, one unknown word, a
+    warning and a negative score; the second has a flat Grad-CAM caption map."""
+    root = tmp_path_factory.mktemp("crafted")
+    report = root / "report"
+    shutil.copytree(site.parent / "report", report)
+    man = json.loads((report / "manifest.json").read_text())
+    assert set(man["summary"]["methods"]) == set(SCORES)
+    for name, score in SCORES.items():
+        man["summary"]["methods"][name]["pointing"] = score
+    for name, score in WORD_SCORES.items():
+        man["summary"]["words"]["methods"][name]["pointing"] = score
+    flat, flat_card = [p for p in man["pairs"] if p["phrases"]][:2]
+    npz = report / flat["maps"]["file"]
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["gradcam/caption"][:] = 0
+    arrays["gradcam/phrases"][:] = 0
+    np.savez_compressed(npz, **arrays)
+    flat["maps"]["flat"]["gradcam"].update(caption=True, phrases=[True] * len(flat["phrases"]))
+    flat["words"][1]["unknown"] = True
+    flat["warnings"] = ["most content words are unknown to the model's tokenizer"]
+    flat["score"] = -0.59
+    flat_card["maps"]["flat"]["gradcam"]["caption"] = True
+    man["summary"]["flat"] = {"gradcam": 2}
+    (report / "manifest.json").write_text(json.dumps(man))
+    render(report, root / "site")
+    return root / "site", man, flat, flat_card
+
+
+def _shown(page):
+    return page.locator("#methods input:checked").get_attribute("value"), page.inner_text("#showing")
+
+
+def _heat(page, sel="#panel-heat canvas"):
+    return page.eval_on_selector(sel, "c => c.toDataURL()")
+
+
+def test_method_follows_the_selection_and_the_pick_persists(browser, crafted):
+    site, man, flat, flat_card = crafted
+    pairs = man["pairs"]
+    start = next(i for i in range(len(pairs) - 1)
+                 if all(p["phrases"] and p not in (flat, flat_card) for p in pairs[i:i + 2]))
+    page, ev = _open(browser, (site / "pairs" / f"{man['pairs'][start]['id']}.html").as_uri())
+    # opens on the best-scoring method; the caption-blind one (highest score) is never first
+    m, text = _shown(page)
+    assert m == "gradcam" and "showing Grad-CAM: the best-scoring method \u00b7 whole caption" in text
+    caption_map = _heat(page)
+    page.locator('.chip[data-kind="words"]').nth(1).click()
+    m, text = _shown(page)
+    assert m == "relevancy" and "the best-scoring method with word maps" in text
+    # a content word of a boxed phrase: its own peak, against that phrase's box
+    assert page.locator("#boxes circle.peak").count() == 1 and page.locator("#boxes rect.gt").count() == 1
+    word_map = _heat(page)
+    assert word_map != caption_map  # the panels follow the selection
+    page.locator('.chip[data-kind="phrases"]').first.click()
+    m, text = _shown(page)
+    assert m == "gradcam" and "the best-scoring method with phrase maps" in text
+    assert _heat(page) not in (caption_map, word_map)
+    with page.expect_navigation():
+        page.click("#next")
+    assert _shown(page)[0] == "gradcam"
+
+    # the reader's pick wins wherever it has a map, and travels with prev/next
+    page.check('#methods input[value="rollout"]')
+    m, text = _shown(page)
+    assert m == "rollout" and "your choice" in text and page.url.endswith("#method=rollout")
+    page.locator('.chip[data-kind="words"]').first.click()
+    m, text = _shown(page)
+    assert m == "relevancy" and "(Attention rollout has none)" in text
+    assert page.locator('#methods input[value="rollout"]').is_disabled()
+    page.locator('.chip[data-kind="phrases"]').first.click()
+    assert _shown(page)[0] == "rollout"
+    with page.expect_navigation():
+        page.keyboard.press("ArrowLeft")
+    m, text = _shown(page)
+    assert m == "rollout" and "your choice" in text
+    # from the gallery too (local storage), until the reader goes back to the best
+    page.goto((site / "index.html").as_uri())
+    with page.expect_navigation():
+        page.locator(".card a").nth(start).click()
+    assert _shown(page)[0] == "rollout"
+    page.click("#auto")
+    assert _shown(page)[0] == "gradcam" and "#method" not in page.url
+    assert ev["errors"] == [] and ev["failed"] == [] and ev["external"] == []
+
+
+def test_flat_map_unknown_word_and_warnings_are_said(browser, crafted):
+    site, man, flat, flat_card = crafted
+    page, ev = _open(browser, (site / "pairs" / f"{flat['id']}.html").as_uri())
+    assert _shown(page)[0] == "gradcam"  # the best-scoring method, flat on this pair
+    note = page.locator(".mapbox .flatnote")
+    assert note.is_visible() and note.inner_text() == "flat: this method found no evidence here"
+    assert page.locator("#heat").is_hidden() and page.locator("#panel-heat canvas").is_hidden()
+    assert page.locator('#methods label:has(input[value="gradcam"]) .flathere').is_visible()
+    row = page.locator('#phrase-table tr[data-method="gradcam"]')
+    assert row.locator("td.flat").count() == len(flat["phrases"])
+    assert "miss" not in row.inner_text() and "hit" not in row.inner_text()
+    page.check('#methods input[value="relevancy"]')
+    assert note.is_hidden() and page.locator("#heat").is_visible()
+    unknown = page.locator(".chip.unknown[data-kind=words]")
+    assert unknown.count() == 1 and unknown.get_attribute("title") == "unknown to the model's tokenizer"
+    assert "most content words are unknown" in page.inner_text("#warnings")
+    assert page.locator("#score + .flag").inner_text() == "negative"
+    assert ev["errors"] == []
+
+    index, ev = _open(browser, (site / "index.html").as_uri())
+    cards = index.locator(".card")
+    order = [p["id"] for p in man["pairs"]]
+    for p in (flat, flat_card):
+        card = cards.nth(order.index(p["id"]))
+        assert card.locator(".badge.flat").is_visible()
+        assert card.locator("img").get_attribute("src") == f"media/{p['thumb']}"
+    assert cards.nth(order.index(flat["id"])).locator(".flag").inner_text() == "negative"
+    other = next(p for p in man["pairs"] if p not in (flat, flat_card)
+                 and not p["maps"].get("flat", {}).get("gradcam", {}).get("caption"))
+    img = cards.nth(order.index(other["id"])).locator("img")
+    assert img.get_attribute("src").endswith("gradcam_overlay.webp")
+    index.uncheck("#maps")
+    assert img.get_attribute("src") == f"media/{other['thumb']}"
+    assert "Flat maps" in index.inner_text("table.methods")
+    assert ev["errors"] == [] and ev["failed"] == []
+
+
+def test_no_sideways_scroll_at_390px(browser, crafted):
+    site, man, flat, _ = crafted
+    wide = next(p for p in man["pairs"] if p["width"] == 2000)
+    page = browser.new_page(viewport={"width": 390, "height": 800})
+    for url in ("index.html", f"pairs/{flat['id']}.html", f"pairs/{wide['id']}.html"):
+        page.goto((site / url).as_uri())
+        page.locator('.chip[data-kind="phrases"]').first.click() if "pairs/" in url else None
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 390, url
+    page.close()
+
+
+@pytest.mark.parametrize("size", [(2000, 60), (60, 2000)])
+def test_extreme_aspect_ratio_is_readable(browser, crafted, size):
+    site, man, *_ = crafted
+    pair = next(p for p in man["pairs"] if (p["width"], p["height"]) == size)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto((site / "pairs" / f"{pair['id']}.html").as_uri())
+    stage = page.locator("#stage").bounding_box()
+    assert min(stage["width"], stage["height"]) >= 119  # not a sliver
+    assert abs(stage["width"] / stage["height"] - size[0] / size[1]) < 0.05 * size[0] / size[1]
+    frame = page.locator(".frame.main").bounding_box()
+    assert frame["width"] <= 600 and frame["height"] <= 0.75 * 900 + 1  # scrolls inside its frame
+    assert page.locator(".view .hint").is_visible()
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 1280
+    page.close()

@@ -1,4 +1,5 @@
-// Gallery: filter by caption text, sort by score, reveal in pages so 1,000+ pairs stay fast.
+// Gallery: filter by caption text, sort by score, reveal in pages so 1,000+ pairs stay fast;
+// cards show the best method's caption map or, toggled off, the plain image.
 (function () {
   "use strict";
   var grid = document.getElementById("grid");
@@ -29,5 +30,9 @@
   filter.addEventListener("input", function () { shown = pageSize; apply(); });
   sort.addEventListener("change", apply);
   more.addEventListener("click", function () { shown += pageSize; apply(); });
+  var maps = document.getElementById("maps");
+  if (maps) maps.addEventListener("change", function () {
+    grid.querySelectorAll("img").forEach(function (img) { img.src = maps.checked ? img.dataset.map : img.dataset.plain; });
+  });
   apply();
 })();

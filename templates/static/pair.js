@@ -5,10 +5,17 @@
   var data = JSON.parse(document.getElementById("pair-data").textContent);
   var lut = bytes(data.lut);
   var gh = data.grid[0], gw = data.grid[1];
-  var state = { method: null, kind: "caption", index: -1 };
+  var KEY = "groundreport.method";
+  var LEVEL = { words: "word", phrases: "phrase" };
+  // user: the method the reader picked (kept across pairs); method: the one shown now
+  var state = { user: null, method: null, why: "", kind: "caption", index: -1 };
   var heat = document.getElementById("heat");
   var boxes = document.getElementById("boxes");
+  var stage = document.getElementById("stage");
   var showing = document.getElementById("showing");
+  var panelHeat = document.querySelector("#panel-heat canvas");
+  var panelOver = document.querySelector("#panel-over canvas");
+  var radios = Array.prototype.slice.call(document.querySelectorAll("#methods input"));
   var SVG = "http://www.w3.org/2000/svg";
 
   function bytes(b64) {
@@ -29,21 +36,68 @@
     return c;
   }
   function paint(target, b64, size, fade) {
-    target.width = size; target.height = Math.round(size * target.dataset.aspect || size);
+    // CSS stretches the canvas over the image; the map is smooth, so 256 px is plenty
+    target.width = size; target.height = size;
     var ctx = target.getContext("2d");
     ctx.imageSmoothingEnabled = true;
-    ctx.clearRect(0, 0, target.width, target.height);
-    ctx.drawImage(smallCanvas(b64, fade), 0, 0, target.width, target.height);
+    ctx.clearRect(0, 0, size, size);
+    ctx.drawImage(smallCanvas(b64, fade), 0, 0, size, size);
   }
-  function methodLabel(name) {
-    var el = document.querySelector('#methods input[value="' + name + '"]');
-    return el ? el.parentNode.textContent.trim() : name;
+
+  function has(name, kind) {
+    var m = data.maps[name];
+    return !!m && (kind === "caption" || !!m[kind]);
   }
+  function isFlat(name, kind, index) {
+    var f = (data.flat || {})[name];
+    if (!f) return false;
+    return kind === "caption" ? !!f.caption : !!(f[kind] || [])[index];
+  }
+  function label(name) { return data.labels[name] || name; }
   function chipText() {
     if (state.kind === "caption") return "whole caption";
     if (state.kind === "words") return "word \u201c" + data.words[state.index].text + "\u201d";
     return "phrase \u201c" + data.phrases[state.index].text + "\u201d";
   }
+
+  // --- which method: the reader's pick while it has a map at this level, else the best that has one
+  function choose() {
+    var kind = state.kind;
+    if (state.user && has(state.user, kind)) {
+      state.method = state.user; state.why = "your choice";
+      return;
+    }
+    var best = data.order[kind].filter(function (n) { return has(n, kind); })[0];
+    state.method = best;
+    state.why = (data.scored ? "the best-scoring method" : "first in the default order") +
+      (kind === "caption" ? "" : " with " + LEVEL[kind] + " maps") +
+      (state.user ? " (" + label(state.user) + " has none)" : "");
+  }
+  function readChoice() {
+    var m = /(?:^#|&)method=([^&]*)/.exec(location.hash), name = m ? decodeURIComponent(m[1]) : null;
+    if (!m) { try { name = localStorage.getItem(KEY); } catch (e) { name = null; } }
+    return name && data.maps[name] ? name : null;
+  }
+  function keepChoice() {
+    // the hash carries the pick along prev/next (also from file://); local storage across visits
+    var h = state.user ? "#method=" + encodeURIComponent(state.user) : "";
+    try { if (state.user) localStorage.setItem(KEY, state.user); else localStorage.removeItem(KEY); } catch (e) { /* storage off */ }
+    try { history.replaceState(null, "", h || location.pathname + location.search); } catch (e) { /* file:// quirks */ }
+    links();
+  }
+  function links() {
+    ["prev", "next"].forEach(function (id) {
+      var a = document.getElementById(id);
+      if (a) a.href = a.getAttribute("href").split("#")[0] + (state.user ? "#method=" + encodeURIComponent(state.user) : "");
+    });
+  }
+  function pick(name) {
+    state.user = name;
+    keepChoice();
+    update();
+  }
+
+  // --- drawing
   function rect(b, cls) {
     var r = document.createElementNS(SVG, "rect");
     r.setAttribute("x", b[0]); r.setAttribute("y", b[1]);
@@ -51,51 +105,85 @@
     r.setAttribute("class", cls);
     boxes.appendChild(r);
   }
+  function scored() {
+    // what the selection is scored against: a phrase, or a content word of a boxed phrase
+    if (state.kind === "phrases") return data.phrases[state.index];
+    if (state.kind !== "words") return null;
+    for (var i = 0; i < data.phrases.length; i++) {
+      var ws = data.phrases[i].words || [];
+      for (var j = 0; j < ws.length; j++) {
+        if (ws[j].index === state.index) return { boxes: data.phrases[i].boxes, scores: ws[j].scores };
+      }
+    }
+    return null;
+  }
   function drawBoxes() {
     while (boxes.firstChild) boxes.removeChild(boxes.firstChild);
     if (!document.getElementById("showboxes").checked) return;
-    var list = state.kind === "phrases" ? [data.phrases[state.index]] : (state.kind === "caption" ? data.phrases : []);
-    list.forEach(function (ph) {
+    var target = scored();
+    (state.kind === "caption" ? data.phrases : (target ? [target] : [])).forEach(function (ph) {
       (ph.boxes || []).forEach(function (b) { rect(b, "gt"); });
     });
-    if (state.kind === "phrases") {
-      var s = (data.phrases[state.index].scores || {})[state.method];
-      if (s) {
-        rect(s.box, "pred");
-        var c = document.createElementNS(SVG, "circle");
-        c.setAttribute("cx", s.point[0] + 0.5); c.setAttribute("cy", s.point[1] + 0.5);
-        c.setAttribute("r", Math.max(data.width, data.height) / 90);
-        c.setAttribute("class", s.pointing ? "peak hit" : "peak miss");
-        boxes.appendChild(c);
-      }
-    }
+    // a flat map has no peak and no strongest region: nothing to draw
+    if (!target || isFlat(state.method, state.kind, state.index)) return;
+    var s = (target.scores || {})[state.method];
+    if (!s) return;
+    rect(s.box, "pred");
+    var c = document.createElementNS(SVG, "circle");
+    c.setAttribute("cx", s.point[0] + 0.5); c.setAttribute("cy", s.point[1] + 0.5);
+    c.setAttribute("r", 7 * data.width / Math.max(stage.clientWidth, 1));  // 7 screen px at any zoom
+    c.setAttribute("class", s.pointing ? "peak hit" : "peak miss");
+    boxes.appendChild(c);
   }
-  function setMethod(name) {
-    state.method = name;
-    radios.forEach(function (r) { r.checked = r.value === name; });
+  function reveal(b64, flat) {
+    // a zoomed frame (very wide or tall image) scrolls to the map's peak, or to the phrase's box
+    var fx, fy;
+    if (!flat) {
+      var v = bytes(b64), best = 0;
+      for (var i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+      fx = (best % gw + 0.5) / gw; fy = (Math.floor(best / gw) + 0.5) / gh;
+    } else if (state.kind === "phrases" && (data.phrases[state.index].boxes || []).length) {
+      var b = data.phrases[state.index].boxes[0];
+      fx = (b[0] + b[2]) / 2 / data.width; fy = (b[1] + b[3]) / 2 / data.height;
+    } else return;
+    document.querySelectorAll(".frame").forEach(function (f) {
+      var st = f.firstElementChild;
+      f.scrollLeft = fx * st.clientWidth - f.clientWidth / 2;
+      f.scrollTop = fy * st.clientHeight - f.clientHeight / 2;
+    });
   }
   function update() {
-    var note = "";
-    if (state.kind !== "caption" && !data.maps[state.method][state.kind]) {
-      // the chosen method has no map at this level: switch to the first method that has one
-      var alt = radios.map(function (r) { return r.value; }).filter(function (n) { return data.maps[n][state.kind]; })[0];
-      if (alt) {
-        note = " (switched from " + methodLabel(state.method) + ", which has no per-" +
-               (state.kind === "words" ? "word" : "phrase") + " maps)";
-        setMethod(alt);
-      }
+    choose();
+    var name = state.method, kind = state.kind, m = data.maps[name];
+    var b64 = kind === "caption" ? m.caption : m[kind][state.index];
+    var flat = isFlat(name, kind, state.index);
+    radios.forEach(function (r) {
+      r.checked = r.value === name;
+      r.disabled = !has(r.value, kind);
+      r.parentNode.classList.toggle("off", r.disabled);
+      r.parentNode.title = r.disabled ? "no " + LEVEL[kind] + " maps" : r.parentNode.dataset.title;
+      r.parentNode.querySelector(".flathere").hidden = !isFlat(r.value, kind, state.index);
+      var num = r.parentNode.querySelector(".num");
+      if (num) num.textContent = num.dataset[kind === "words" ? "words" : "phrases"] || "";
+    });
+    document.getElementById("auto").hidden = !state.user;
+    showing.textContent = "showing " + label(name) + ": " + state.why + " \u00b7 " + chipText();
+    document.getElementById("panel-what").textContent = label(name) + " \u00b7 " + chipText() + (flat ? " (flat)" : "");
+    [heat, panelHeat, panelOver].forEach(function (c) { c.hidden = flat; });
+    document.querySelectorAll(".flatnote").forEach(function (p) { p.hidden = !flat; });
+    if (!flat) {
+      paint(heat, b64, 256, true);
+      paint(panelHeat, b64, 256, false);
+      paint(panelOver, b64, 256, false);
     }
-    var m = data.maps[state.method], b64 = m.caption;
-    if (state.kind !== "caption" && m[state.kind]) b64 = m[state.kind][state.index];
-    paint(heat, b64, 256, true);
-    showing.textContent = methodLabel(state.method) + " \u00b7 " + chipText() + note;
-    var ov = data.overlays[state.method];
-    if (ov) {
-      document.getElementById("panel-heat").src = "../media/" + ov.heatmap;
-      document.getElementById("panel-over").src = "../media/" + ov.overlay;
-    }
-    document.getElementById("panel-method").textContent = methodLabel(state.method);
+    document.querySelectorAll("#phrase-table tbody tr").forEach(function (tr) {
+      tr.classList.toggle("current", tr.dataset.method === name);
+    });
+    document.querySelectorAll("#phrase-table th.ph").forEach(function (th, i) {
+      th.classList.toggle("current", kind === "phrases" && i === state.index);
+    });
     drawBoxes();
+    reveal(b64, flat);
   }
   function select(kind, index) {
     state.kind = kind; state.index = index;
@@ -104,20 +192,23 @@
     });
     update();
   }
-  document.querySelectorAll(".chip").forEach(function (c) {
+
+  document.querySelectorAll(".chip[data-kind]").forEach(function (c) {
     c.addEventListener("click", function () {
       var same = c.classList.contains("active") && c.dataset.kind !== "caption";
       select(same ? "caption" : c.dataset.kind, same ? -1 : +c.dataset.index);
     });
   });
-  var radios = Array.prototype.slice.call(document.querySelectorAll('#methods input'));
   radios.forEach(function (r) {
-    r.addEventListener("change", function () { state.method = r.value; update(); });
+    r.parentNode.dataset.title = r.parentNode.title;
+    r.addEventListener("change", function () { pick(r.value); });
   });
+  document.getElementById("auto").addEventListener("click", function () { pick(null); });
   document.getElementById("opacity").addEventListener("input", function (e) {
     heat.style.opacity = e.target.value / 100;
   });
   document.getElementById("showboxes").addEventListener("change", drawBoxes);
+  window.addEventListener("resize", drawBoxes);
 
   // per-layer thumbnails: one row per encoder that has raw attention
   var rows = document.getElementById("layer-rows"), headRow = document.getElementById("head-row");
@@ -146,17 +237,17 @@
     row.appendChild(strip);
     rows.appendChild(row);
   });
-  function showHeads(label, l, heads) {
+  function showHeads(name, l, heads) {
     headRow.hidden = false;
     headRow.textContent = "";
     var p = document.createElement("p"); p.className = "label";
-    p.textContent = label + ", layer " + (l + 1) + ": each head";
+    p.textContent = name + ", layer " + (l + 1) + ": each head";
     headRow.appendChild(p);
     var strip = document.createElement("div"); strip.className = "strip";
     heads.forEach(function (b64, h) {
       var fig = document.createElement("figure"); fig.className = "thumb";
       var c = document.createElement("canvas");
-      c.setAttribute("role", "img"); c.setAttribute("aria-label", label + " layer " + (l + 1) + " head " + (h + 1));
+      c.setAttribute("role", "img"); c.setAttribute("aria-label", name + " layer " + (l + 1) + " head " + (h + 1));
       paint(c, b64, 64);
       var cap = document.createElement("figcaption"); cap.textContent = "H" + (h + 1);
       fig.appendChild(c); fig.appendChild(cap); strip.appendChild(fig);
@@ -172,12 +263,10 @@
     else if (e.key === "Escape") location.href = "../index.html";
     else if (e.key === "m") {
       // cycle among the methods that have a map for the current selection
-      var names = radios.map(function (r) { return r.value; }).filter(function (n) {
-        return state.kind === "caption" || data.maps[n][state.kind];
-      });
-      setMethod(names[(names.indexOf(state.method) + 1) % names.length]); update();
+      var names = data.order[state.kind].filter(function (n) { return has(n, state.kind); });
+      pick(names[(names.indexOf(state.method) + 1) % names.length]);
     } else if (e.key === "w") {
-      var words = Array.prototype.slice.call(document.querySelectorAll('.chip[data-kind="words"]'));
+      var words = Array.prototype.slice.call(document.querySelectorAll('.chip[data-kind="words"]:not([disabled])'));
       if (!words.length) return;
       var cur = state.kind === "words" ? words.findIndex(function (c) { return +c.dataset.index === state.index; }) : -1;
       var nxt = words[(cur + 1) % words.length];
@@ -186,7 +275,9 @@
     e.preventDefault();
   });
 
-  state.method = radios.length ? radios[0].value : Object.keys(data.maps)[0];
+  if (!data.order.caption.length) return;  // a report without maps: the page shows the image only
+  state.user = readChoice();
+  links();
   heat.style.opacity = 0.85;
-  update();
+  select("caption", -1);
 })();

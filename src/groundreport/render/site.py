@@ -16,10 +16,16 @@ import numpy as np
 
 from .. import atomic
 from ..errors import UserError
-from ..report import entry_files, load_manifest, read_maps
+from ..report import load_manifest, read_maps
 from .paths import templates_dir
 
 PAGE_SIZE = 48
+# Without a summary (no boxes to score against) methods are tried in this order; names not
+# listed follow in manifest order. Caption-blind methods always come last, whatever they score:
+# they cannot say anything about a caption.
+DEFAULT_ORDER = ("relevancy", "gradcam", "occlusion", "mm-relevancy", "mm-gradcam", "mm-attention",
+                 "attention", "rollout")
+MIN_SIDE = 120   # px: the shorter side of the pair page's main view, so 2000x60 stays readable
 
 
 def _b64(m: np.ndarray) -> str:
@@ -32,6 +38,48 @@ def _script_json(obj) -> str:
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
+
+def rank_methods(methods: list[dict], table: dict | None) -> list[str]:
+    """Method names, best first: by pointing accuracy in ``table`` (a summary's phrase table,
+    or its word table) where it has one, else DEFAULT_ORDER; caption-blind methods last."""
+    scores = (table or {}).get("methods", {})
+
+    def key(pos_m):
+        pos, m = pos_m
+        p = scores.get(m["name"], {}).get("pointing")
+        scored = isinstance(p, (int, float)) and p == p
+        fixed = DEFAULT_ORDER.index(m["name"]) if m["name"] in DEFAULT_ORDER else len(DEFAULT_ORDER) + pos
+        return (bool(m.get("caption_blind")), not scored, -p if scored else 0.0, fixed)
+
+    return [m["name"] for _, m in sorted(enumerate(methods), key=key)]
+
+
+def _flat(entry: dict) -> dict:
+    """{method: {caption: bool, words: [bool], phrases: [bool]}}; reports from before the
+    flat marks have none, read as 'not flat'."""
+    return entry["maps"].get("flat") or {}
+
+
+def _card(entry: dict, ranked: list[str], labels: dict[str, str]) -> dict:
+    """What an index card shows: the caption map of the best method this pair has (the plain
+    image where that map is flat: a darkened photo would look like a finding)."""
+    best = next((n for n in ranked if n in entry["overlays"]), None)
+    flat = bool(best and _flat(entry).get(best, {}).get("caption"))
+    return {"method": best, "label": labels.get(best, best), "flat": flat,
+            "src": entry["overlays"][best]["overlay"] if best and not flat else entry["thumb"]}
+
+
+def score_flag(score: float) -> str | None:
+    """A word for an alignment score that should not pass unremarked."""
+    return "negative" if score < 0 else None
+
+
+def _frame(width: int, height: int) -> dict:
+    """CSS variables for a map view of this image: its aspect ratio, and the least width that
+    keeps the shorter side at MIN_SIDE px (the view scrolls beyond that)."""
+    ar = width / max(height, 1)
+    return {"ar": round(ar, 5), "minw": round(MIN_SIDE * max(ar, 1.0)), "extreme": not 1 / 3 <= ar <= 3,
+            "min_side": MIN_SIDE}
 
 def _pair_data(report: Path, entry: dict, methods: list[dict]) -> dict:
     arrays = read_maps(report, entry)
@@ -124,20 +172,33 @@ def render(report: Path, site: Path) -> dict:
         summary = manifest.get("summary")
         if summary:
             _method_chart(summary, methods, stage / "assets" / "methods.svg")
-        common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary}
+        ranked = rank_methods(methods, summary)
+        # a word's map is judged by how words point (summary.words), a caption's or phrase's by phrases
+        word_ranked = rank_methods(methods, (summary or {}).get("words") or summary)
+        by_name = {m["name"]: m for m in methods}
+        common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary,
+                  "ranked": [by_name[n] for n in ranked], "scored": bool(summary), "score_flag": score_flag}
         pair_tpl = env.get_template("pair.html")
+        cards = [_card(p, ranked, {m["name"]: m["label"] for m in methods}) for p in pairs]
         for i, entry in enumerate(pairs):
-            for rel in entry_files(entry, with_maps=False):
+            # the pair page draws its maps from the inlined arrays; only cards use an overlay image
+            for rel in {entry["image"], entry["thumb"], cards[i]["src"]}:
                 _copy(report, stage, rel)
             data = _pair_data(report, entry, methods)
             data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
-                         "height": entry["height"], "overlays": entry["overlays"], "lut": lut_b64})
+                         "height": entry["height"], "lut": lut_b64, "flat": _flat(entry),
+                         "order": {"caption": [n for n in ranked if n in data["maps"]],
+                                   "phrases": [n for n in ranked if n in data["maps"]],
+                                   "words": [n for n in word_ranked if n in data["maps"]]},
+                         "scored": bool(summary),
+                         "labels": {m["name"]: m["label"] for m in methods}})
             html = pair_tpl.render(
-                **common, pair=entry, data=data, index=i, total=len(pairs),
+                **common, pair=entry, data=data, index=i, total=len(pairs), frame=_frame(entry["width"], entry["height"]),
+                warnings=entry.get("warnings") or [],
                 prev_id=pairs[i - 1]["id"] if i > 0 else None,
                 next_id=pairs[i + 1]["id"] if i + 1 < len(pairs) else None)
             (stage / "pairs" / f"{entry['id']}.html").write_text(html, encoding="utf-8")
-        index_html = env.get_template("index.html").render(**common, pairs=pairs, page_size=PAGE_SIZE)
+        index_html = env.get_template("index.html").render(**common, pairs=pairs, cards=cards, page_size=PAGE_SIZE)
         (stage / "index.html").write_text(index_html, encoding="utf-8")
     except FileNotFoundError as e:
         shutil.rmtree(stage, ignore_errors=True)
