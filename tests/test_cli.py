@@ -178,3 +178,31 @@ def test_cli_method_lists_match_the_registry():
 
     assert cli.DEFAULT_METHODS.split(",") == DEFAULT_METHODS
     assert sorted(cli.ALL_METHODS.split(",")) == sorted(REGISTRY)
+
+
+def test_eval_faithfulness_writes_the_summary_keys_and_prints_the_table(tiny_model_dir, tmp_path):
+    res = runner.invoke(app, ["eval", "--model", str(tiny_model_dir), "--scenes", "3", "--report",
+                              str(tmp_path / "ev"), "--no-progress", "--methods", "relevancy,rollout,mm-relevancy",
+                              "--faithfulness"])
+    assert res.exit_code == 0, res.output
+    assert "Faithfulness on 3 pairs" in res.output and "baseline: random map" in res.output
+    m = json.loads((tmp_path / "ev" / "manifest.json").read_text())
+    s = m["summary"]
+    for name in ("relevancy", "rollout", "mm-relevancy", "random", "centre"):
+        assert set(s["faithfulness"][name]) == {"deletion_auc", "insertion_auc", "drop", "increase"}
+    for name in ("relevancy", "rollout", "mm-relevancy"):
+        assert set(s["sanity"][name]) >= {"caption_shuffle_corr", "caption_blind", "randomisation"}
+        assert s["sanity"][name]["randomisation"][0] == 1.0  # depth 0: the model itself
+    assert s["sanity"]["rollout"]["caption_blind"] is True  # (a random tiny model may blur the others too)
+    assert s["checks"]["pairs"] == 3 and s["checks"]["randomisation_pairs"] == 3
+    p = m["pairs"][0]
+    k = 1 + len(p["phrases"])
+    assert len(p["checks"]["faithfulness"]["methods"]["relevancy"]["deletion_auc"]) == k
+    assert p["checks"]["other_caption"] != p["caption"]
+    # the same run without --faithfulness has other pair ids: checks are part of a pair's settings
+    res = runner.invoke(app, ["eval", "--model", str(tiny_model_dir), "--scenes", "3", "--report",
+                              str(tmp_path / "ev"), "--no-progress", "--methods", "relevancy,rollout,mm-relevancy"])
+    assert res.exit_code == 0, res.output
+    m2 = json.loads((tmp_path / "ev" / "manifest.json").read_text())
+    assert "faithfulness" not in m2["summary"] and "checks" not in m2["pairs"][0]
+    assert {p["id"] for p in m2["pairs"]}.isdisjoint({p["id"] for p in m["pairs"]})
