@@ -212,7 +212,7 @@
     el("line", { x1: L, x2: L, y1: T, y2: B, "class": "axis" });
     el("line", { x1: L, x2: R, y1: B, y2: B, "class": "axis" });
     var placed = [];
-    [lo, hi, 1].forEach(function (v) {
+    [lo, hi, 1, 0].forEach(function (v) {
       if (placed.some(function (y) { return Math.abs(Y(v) - y) < 13; })) return;  // labels would overlap
       placed.push(+Y(v));
       el("text", { x: L - 4, y: +Y(v) + 4, "text-anchor": "end" }, Math.abs(v) >= 10 ? v.toFixed(0) : +v.toFixed(1));
