@@ -183,7 +183,67 @@
       th.classList.toggle("current", kind === "phrases" && i === state.index);
     });
     drawBoxes();
+    drawFaith();
     reveal(b64, flat);
+  }
+  // --- the selected map's deletion and insertion curves (render/faithfulness.py: pair_view)
+  var faith = data.checks;
+  function plot(svg, xs, ys, base) {
+    // 240 x 152 view box: y from min(0, values) to max(1, values), so nothing is clipped
+    var L = 36, R = 232, T = 10, B = 122;
+    var vals = ys.concat(base || []).filter(function (v) { return v !== null; });
+    var lo = Math.min(0, Math.min.apply(null, vals)), hi = Math.max(1, Math.max.apply(null, vals));
+    function X(x) { return (L + x * (R - L)).toFixed(1); }
+    function Y(y) { return (B - (y - lo) / (hi - lo) * (B - T)).toFixed(1); }
+    function el(tag, attrs, text) {
+      var e = document.createElementNS(SVG, tag);
+      for (var k in attrs) e.setAttribute(k, attrs[k]);
+      if (text !== undefined) e.textContent = text;
+      svg.appendChild(e);
+      return e;
+    }
+    function line(values, cls) {
+      var pts = [];
+      values.forEach(function (v, i) { if (v !== null) pts.push(X(xs[i]) + "," + Y(v)); });
+      el("polyline", { points: pts.join(" "), "class": cls });
+    }
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    [0, 1].forEach(function (v) { el("line", { x1: L, x2: R, y1: Y(v), y2: Y(v), "class": "ref" }); });
+    el("line", { x1: L, x2: L, y1: T, y2: B, "class": "axis" });
+    el("line", { x1: L, x2: R, y1: B, y2: B, "class": "axis" });
+    var placed = [];
+    [lo, hi, 1, 0].forEach(function (v) {
+      if (placed.some(function (y) { return Math.abs(Y(v) - y) < 13; })) return;  // labels would overlap
+      placed.push(+Y(v));
+      el("text", { x: L - 4, y: +Y(v) + 4, "text-anchor": "end" }, Math.abs(v) >= 10 ? v.toFixed(0) : +v.toFixed(1));
+    });
+    el("text", { x: L, y: B + 14, "text-anchor": "middle" }, "0");
+    el("text", { x: R, y: B + 14, "text-anchor": "middle" }, "1");
+    el("text", { x: (L + R) / 2, y: B + 26, "text-anchor": "middle" }, "fraction of patches");
+    if (base) line(base, "base");
+    line(ys, "map");
+  }
+  function auc(v) { return v === null || v === undefined ? "\u2013" : v.toFixed(3); }
+  function drawFaith() {
+    if (!faith) return;
+    var rec = faith.methods[state.method], base = faith.methods[faith.baseline];
+    // target 0 is the caption, 1.. the phrases in the entry's order; words have no record
+    var t = state.kind === "caption" ? 0 : state.kind === "phrases" ? state.index + 1 : -1;
+    var why = t < 0 ? "no faithfulness record for word maps"
+      : !rec ? "no faithfulness record for " + label(state.method)
+      : rec.deletion[t].every(function (v) { return v === null; })
+        ? "the full image scores at or below 0 for this target, so its curves cannot be normalised" : "";
+    var none = document.getElementById("faith-none");
+    none.textContent = why; none.hidden = !why;
+    document.getElementById("faith-curves").hidden = !!why;
+    document.getElementById("faith-about").hidden = !!why;
+    if (why) return;
+    ["deletion", "insertion"].forEach(function (kind) {
+      plot(document.getElementById("faith-" + kind), faith.fractions, rec[kind][t], base ? base[kind][t] : null);
+      document.getElementById("faith-" + kind + "-auc").textContent = auc(rec[kind + "_auc"][t]);
+      document.getElementById("faith-" + kind + "-base").textContent = base ? auc(base[kind + "_auc"][t]) : "\u2013";
+    });
+    document.getElementById("faith-itm").hidden = faith.itm.indexOf(state.method) < 0;
   }
   function select(kind, index) {
     state.kind = kind; state.index = index;

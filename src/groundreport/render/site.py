@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
 from ..errors import UserError
 from ..report import load_manifest, read_maps
+from . import faithfulness
+from .charts import pyplot, save_svg
 from .paths import templates_dir
 
 PAGE_SIZE = 48
@@ -107,11 +108,7 @@ def _copy(report: Path, site: Path, rel: str) -> None:
 
 
 def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [m["name"] for m in methods if m["name"] in summary["methods"]]
     labels = [m["label"] for m in methods if m["name"] in summary["methods"]]
     vals = [summary["methods"][n]["pointing"] for n in names]
@@ -133,12 +130,7 @@ def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
-    import io
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    atomic.write_text(path, buf.getvalue())
+    save_svg(fig, path)
 
 
 def render(report: Path, site: Path) -> dict:
@@ -169,7 +161,9 @@ def render(report: Path, site: Path) -> dict:
         methods = manifest["methods"]
         colours = ["#%02x%02x%02x" % tuple(c) for c in lut()[::32].tolist()] + ["#%02x%02x%02x" % tuple(lut()[-1])]
         lut_b64 = base64.b64encode(lut().tobytes()).decode("ascii")
-        summary = manifest.get("summary")
+        full_summary = manifest.get("summary")
+        # --faithfulness writes a summary even where no pair has boxes: grounding scores need "methods"
+        summary = full_summary if (full_summary or {}).get("methods") else None
         if summary:
             _method_chart(summary, methods, stage / "assets" / "methods.svg")
         ranked = rank_methods(methods, summary)
@@ -185,6 +179,9 @@ def render(report: Path, site: Path) -> dict:
             for rel in {entry["image"], entry["thumb"], cards[i]["src"]}:
                 _copy(report, stage, rel)
             data = _pair_data(report, entry, methods)
+            checks = faithfulness.pair_view(entry, list(data["maps"]), [m["name"] for m in methods if m.get("target") == "itm"])
+            if checks:
+                data["checks"] = checks
             data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
                          "height": entry["height"], "lut": lut_b64, "flat": _flat(entry),
                          "order": {"caption": [n for n in ranked if n in data["maps"]],
@@ -198,7 +195,9 @@ def render(report: Path, site: Path) -> dict:
                 prev_id=pairs[i - 1]["id"] if i > 0 else None,
                 next_id=pairs[i + 1]["id"] if i + 1 < len(pairs) else None)
             (stage / "pairs" / f"{entry['id']}.html").write_text(html, encoding="utf-8")
-        index_html = env.get_template("index.html").render(**common, pairs=pairs, cards=cards, page_size=PAGE_SIZE)
+        faith = faithfulness.index_view(full_summary, methods, stage / "assets")
+        index_html = env.get_template("index.html").render(**common, pairs=pairs, cards=cards, page_size=PAGE_SIZE,
+                                                           faith=faith)
         (stage / "index.html").write_text(index_html, encoding="utf-8")
     except FileNotFoundError as e:
         shutil.rmtree(stage, ignore_errors=True)
