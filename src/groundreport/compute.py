@@ -104,16 +104,16 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     from .explainers import make_methods
     from .explainers.suite import Suite
     from .metrics.summary import summarise
-    from .models.flava import FlavaAdapter
+    from .models import load_adapter
 
     timer = Timer()
     report = Path(cfg.report)
     cfg.validate()
     methods = make_methods(cfg.methods)
     pairs = sample_pairs(examples, cfg.sample, cfg.captions_per_image, cfg.seed)
-    adapter = timer.run("model load", FlavaAdapter.load, cfg.model, cfg.device, cfg.dtype, cfg.offline)
+    adapter = timer.run("model load", load_adapter, cfg.model, cfg.device, cfg.dtype, cfg.offline)
     suite = Suite(methods, cfg.target)
-    if suite.caption_target.needs_multimodal and adapter.itm_head is None:
+    if suite.caption_target.needs_multimodal and "itm" not in adapter.capabilities:
         raise UserError(f"--target {cfg.target} needs an ITM head; {cfg.model!r} has none (use --target contrastive)")
     report.mkdir(parents=True, exist_ok=True)  # only now: a failed load leaves no empty folder behind
     report_io.clean_temp_files(report)
@@ -212,7 +212,7 @@ def _explain_pair(adapter, suite, pair, image, timer):
     phrases = [(p.text, p.span) for p in pair.caption.phrases]
     t = time.perf_counter()
     try:
-        result = suite.run(adapter, pixels, pair.caption.text, phrases)
+        result = suite.run(adapter, pixels, pair.caption.text, phrases, image_size=image.size)
     except torch.OutOfMemoryError:
         # pairs run one at a time, so there is no smaller batch to retry with: free and skip
         if torch.cuda.is_available():
@@ -226,5 +226,5 @@ def _write_pair_entry(report, pair, image, image_sha, pid, result, timer) -> dic
     """Writer-thread part: score the phrases, then the pair's files (entry.json last)."""
     from .metrics.phrases import score_phrases
 
-    phrases = score_phrases(pair.caption.phrases, result.maps, image.size, result.words)
+    phrases = score_phrases(pair.caption.phrases, result.maps, image.size, result.words, region=result.region)
     return report_io.write_pair(report, pair, image, image_sha, pid, result, phrases, timer)

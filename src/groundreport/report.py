@@ -133,7 +133,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
     """Arrays, overlays, then entry.json (last: it marks the pair done). Returns the entry."""
     import time
 
-    from .overlays import display_copy, overlay
+    from .overlays import display_copy, overlay, scale_region
 
     report = Path(report)
     t = time.perf_counter()
@@ -142,9 +142,10 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
     npz_rel = f"pairs/{pid}/maps.npz"
     atomic.write_npz(report / npz_rel, arrays)
     disp = display_copy(image)
+    region = result.region or (0.0, 0.0, float(image.size[0]), float(image.size[1]))
     overlays = {}
     for method, mm in result.maps.items():
-        heat, over = overlay(disp, mm.caption)
+        heat, over = overlay(disp, mm.caption, region=scale_region(result.region, image.size, disp.size))
         h_rel, o_rel = f"pairs/{pid}/{method}_heatmap.webp", f"pairs/{pid}/{method}_overlay.webp"
         atomic.write_image(report / h_rel, heat, "WEBP", quality=80)
         atomic.write_image(report / o_rel, over, "WEBP", quality=80)
@@ -166,7 +167,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
                    "content": w.is_content, "unknown": w.unknown} for w in result.words],
         "score": round(result.score, 5),
         "itm": None if result.itm is None else round(result.itm, 5),
-        "maps": {"file": npz_rel, "keys": index, "flat": flat},
+        "maps": {"file": npz_rel, "keys": index, "flat": flat, "region": [round(float(v), 3) for v in region]},
         "overlays": overlays,
         "phrases": phrase_entries,
         "notes": result.notes,

@@ -1,1 +1,43 @@
-"""Model adapters: one file per model family."""
+"""Model adapters: one file per model family, chosen from the checkpoint's ``model_type``.
+
+``base`` holds the contract (``ForwardRecord``, ``Layout``, ``Adapter``); ``geometry`` the
+region of the image a processor keeps. Adding a model = one adapter file, one line in
+``ADAPTERS``, and its tests.
+"""
+
+from __future__ import annotations
+
+# model_type -> "module:class", imported only when that family is loaded
+ADAPTERS = {
+    "flava": "flava:FlavaAdapter",
+    "clip": "clip:ClipAdapter",
+    "siglip": "siglip:SiglipAdapter",
+    "blip": "blip:BlipAdapter",
+}
+
+
+def adapter_class(model_type: str):
+    """The adapter class for a config's ``model_type``; an unknown one is a one-line UserError."""
+    from importlib import import_module
+
+    from ..errors import UserError
+
+    if model_type not in ADAPTERS:
+        raise UserError(f"model type {model_type!r} is not supported; groundreport reads "
+                        f"{', '.join(ADAPTERS)} checkpoints")
+    module, cls = ADAPTERS[model_type].split(":")
+    return getattr(import_module(f".{module}", __name__), cls)
+
+
+def load_adapter(name: str, device: str = "auto", dtype: str = "fp32", offline: bool = False):
+    """An adapter for a hub id, a local ``save_pretrained`` folder, or ``"demo"``, picked by the
+    checkpoint config's ``model_type``."""
+    from ..errors import UserError
+    from .base import open_checkpoint
+
+    ckpt = open_checkpoint(name, device, dtype, offline)
+    try:
+        cls = adapter_class(ckpt.config.model_type)
+    except UserError as e:
+        raise UserError(f"model {name!r}: {e}") from None
+    return cls.from_checkpoint(ckpt)
