@@ -272,6 +272,42 @@ def test_legrad_equals_a_plain_implementation(adapters, scene, family):
     np.testing.assert_allclose(res.maps["legrad"].caption, _plain_legrad(family, a, px, CAPTION_A), atol=1e-5)
 
 
+def test_siglip_relevancy_carries_the_probe_row_through_the_encoder(adapters, scene):
+    """No CLS: relevancy = mean_h relu(grad * attn) of the pooling probe's row times Chefer's
+    R = prod_l (I + mean_h relu(grad_l * attn_l)), written out here from HF's attentions."""
+    from groundreport.models.siglip import attention_pool
+
+    a = adapters["siglip"]
+    px = a.pixel_values([scene.image])
+    enc = a.tokenize([CAPTION_A])
+    out = a.model.vision_model(pixel_values=px, output_attentions=True)
+    pooled, probe = attention_pool(a.model.vision_model.head, out.last_hidden_state)
+    for t in (*out.attentions, probe):
+        t.retain_grad()
+    txt = torch.nn.functional.normalize(a.model.text_model(input_ids=enc["input_ids"]).pooler_output, dim=-1)
+    cos = (torch.nn.functional.normalize(pooled, dim=-1) * txt).sum()
+    (a.model.logit_scale.exp() * cos + a.model.logit_bias).backward()
+    r = torch.eye(16)
+    for t in out.attentions:
+        r = r + (t.grad * t).clamp(min=0).mean(1)[0] @ r
+    row = (probe.grad * probe).clamp(min=0).mean(1)[0] @ r  # [1, 16]
+    res = Suite(make_methods(["relevancy"])).run(a, px, CAPTION_A)
+    np.testing.assert_allclose(res.maps["relevancy"].caption, normalise(row.detach().reshape(4, 4).numpy()), atol=1e-5)
+
+
+def test_overlay_draws_outside_the_region_as_not_seen():
+    from PIL import Image
+
+    from groundreport.overlays import UNSEEN_GREY, overlay
+
+    img = Image.new("RGB", (100, 50), (200, 100, 50))
+    heat, over = overlay(img, np.ones((4, 4), dtype=np.float32), region=(30.0, 5.0, 70.0, 45.0))
+    heat, over = np.asarray(heat), np.asarray(over)
+    assert (heat[:, :30] == UNSEEN_GREY).all() and (heat[:5] == UNSEEN_GREY).all() and (heat[45:] == UNSEEN_GREY).all()
+    assert (heat[5:45, 30:70] != UNSEEN_GREY).any(axis=-1).all()
+    assert over[0, 0].sum() < np.asarray(img)[0, 0].sum() / 2  # dimmed
+
+
 # -- BLIP per-token Grad-CAM against LAVIS's recipe ------------------------------------------------
 def test_blip_mm_gradcam_is_lavis_recipe_at_the_default_block(adapters, scene):
     """LAVIS compute_gradcam: one cross-attention block's probabilities times relu(grad of the ITM
