@@ -291,8 +291,31 @@ def test_siglip_relevancy_carries_the_probe_row_through_the_encoder(adapters, sc
     for t in out.attentions:
         r = r + (t.grad * t).clamp(min=0).mean(1)[0] @ r
     row = (probe.grad * probe).clamp(min=0).mean(1)[0] @ r  # [1, 16]
-    res = Suite(make_methods(["relevancy"])).run(a, px, CAPTION_A)
+    res = Suite(make_methods(["relevancy", "rollout", "attention"])).run(a, px, CAPTION_A)
     np.testing.assert_allclose(res.maps["relevancy"].caption, normalise(row.detach().reshape(4, 4).numpy()), atol=1e-5)
+    # the caption-blind maps read the same probe row, heads averaged: raw, and through the rollout
+    probe_mean = probe.detach().mean(1)[0]  # [1, 16]
+    roll = torch.eye(16)
+    for t in out.attentions:
+        step = 0.5 * t.detach()[0].mean(0) + 0.5 * torch.eye(16)
+        roll = step / step.sum(-1, keepdim=True) @ roll
+    np.testing.assert_allclose(res.maps["attention"].caption, normalise(probe_mean.reshape(4, 4).numpy()), atol=1e-5)
+    np.testing.assert_allclose(res.maps["rollout"].caption, normalise((probe_mean @ roll).reshape(4, 4).numpy()),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_word_in_context_removes_the_word_without_a_mask_token(adapters, scene, family):
+    """CLIP's and SigLIP's tokenizers have no mask token: the caption without a word is the
+    caption with that word's tokens taken out, the same embedding as that text encoded alone."""
+    a = adapters[family]
+    assert a.tokenizer.mask_token_id is None
+    rec = a.forward(a.pixel_values([scene.image]), CAPTION_A)
+    ablated = a.word_ablated_embeds(rec)
+    words = CAPTION_A.split()
+    for i in (1, 5):  # red, blue
+        alone = a.text_embeds([" ".join(w for j, w in enumerate(words) if j != i)])
+        torch.testing.assert_close(ablated[i:i + 1], alone, atol=1e-5, rtol=1e-4)
 
 
 def test_overlay_draws_outside_the_region_as_not_seen():
