@@ -214,6 +214,46 @@ def test_blip_scores_equal_hf_itc_and_itm(adapters, scene):
     assert len(rec.mm_attn) == 3 and rec.mm_attn[0].shape == (1, 2, len(rec.tokens), 17)
 
 
+# -- words from tokenizers without offsets (SigLIP's sentencepiece tokenizer is a Python one) -----
+ODD_CAPTIONS = ["a red jacket, the zebra", "The man in the green jacket.", "a  red-circle;blue square!!", "a man's dog"]
+
+
+@pytest.mark.parametrize("caption", ODD_CAPTIONS)
+def test_words_aligned_without_offsets_equal_the_fast_tokenizers_words(adapters, caption):
+    """BLIP's word-pieces (with [UNK] for every character outside the tiny vocab) and SigLIP's
+    WordLevel tokens, aligned from their strings alone, give the words the offsets give."""
+    from groundreport.models.base import align_words
+
+    for family in ("blip", "siglip"):
+        a = adapters[family]
+        tokens, words = a.words_of(caption, a.tokenize([caption]))
+        tok = a.tokenizer
+        aligned = align_words(caption, tokens, set(tok.all_special_tokens) - {tok.unk_token}, tok.unk_token)
+        assert [(w.text, w.tokens, w.span) for w in aligned] == [(w.text, w.tokens, w.span) for w in words], family
+
+
+def test_sentencepiece_style_tokens_align_into_words():
+    from groundreport.models.base import align_words
+
+    # SigLIP's tokenizer lower-cases and drops punctuation; "▁" marks a word start
+    words = align_words("A red jacket, the Zebra!", ["▁a", "▁red", "▁jack", "et", "▁the", "▁", "<unk>", "</s>"],
+                        {"</s>", "<pad>"}, "<unk>")
+    assert [(w.text, w.tokens, w.span) for w in words] == [
+        ("A", [0], (0, 1)), ("red", [1], (2, 5)), ("jacket", [2, 3], (6, 12)), ("the", [4], (14, 17)),
+        ("Zebra", [6], (18, 23))]
+
+
+def test_an_adapter_whose_tokenizer_has_no_offsets_still_finds_its_words(adapters, scene, monkeypatch):
+    a = adapters["siglip"]
+    fast_tokens, fast_words = a.words_of(CAPTION_A, a.tokenize([CAPTION_A]))
+    monkeypatch.setattr(type(a.tokenizer), "is_fast", property(lambda self: False))
+    enc = a.tokenize([CAPTION_A])
+    assert "offset_mapping" not in enc
+    res = Suite(make_methods(["gradcam"])).run(a, a.pixel_values([scene.image]), CAPTION_A)
+    assert [(w.text, w.tokens) for w in res.words] == [(w.text, w.tokens) for w in fast_words]
+    assert res.maps["gradcam"].words.shape == (7, 4, 4)
+
+
 # -- text conditioning: every text-conditioned method, every adapter ------------------------------
 SKIPPED = {"clip": {"mm-relevancy", "mm-gradcam", "mm-attention"},
            "siglip": {"mm-relevancy", "mm-gradcam", "mm-attention"},

@@ -277,14 +277,22 @@ class Adapter:
     padding: str | bool = True  # how captions are padded in a batch (SigLIP: to max_length, as trained)
 
     def tokenize(self, texts: list[str]):
+        # Python (sentencepiece) tokenizers, e.g. SigLIP's, give no offsets: words_of aligns instead
+        offsets = {"return_offsets_mapping": True} if getattr(self.tokenizer, "is_fast", False) else {}
         return self.tokenizer(texts, padding=self.padding, truncation=True, max_length=self.max_text_len,
-                              return_tensors="pt", return_offsets_mapping=True, return_attention_mask=True)
+                              return_tensors="pt", return_attention_mask=True, **offsets)
 
     def words_of(self, caption: str, enc, row: int = 0) -> tuple[list[str], list[Word]]:
         tok = self.tokenizer
         ids = enc["input_ids"][row].tolist()
         n = int(enc["attention_mask"][row].sum())
         tokens = tok.convert_ids_to_tokens(ids[:n])
+        if "offset_mapping" not in enc:
+            special = set(tok.all_special_tokens)
+            words = align_words(caption, tokens, special - {tok.unk_token}, tok.unk_token)
+            for w in words:
+                w.unknown = tok.unk_token_id is not None and any(ids[t] == tok.unk_token_id for t in w.tokens)
+            return tokens, words
         offsets = enc["offset_mapping"][row].tolist()[:n]
         word_ids = enc.word_ids(row)[:n]
         words: list[Word] = []
@@ -394,6 +402,54 @@ class Adapter:
         emb = self.text_embeds(phrases).to(rec.image_embed.dtype)
         with torch.enable_grad():
             return self.score_of(rec.image_embed, emb)
+
+
+def _piece(token: str) -> str:
+    """A token's text: word-piece marks (``▁``, ``Ġ``, ``##``, ``</w>``) stripped, lower case."""
+    return token.replace("</w>", "").lstrip("▁Ġ").removeprefix("##").lower()
+
+
+def align_words(caption: str, tokens: list[str], special: set[str], unk: str | None = None) -> list[Word]:
+    """Words of ``caption`` from its token strings alone, for tokenizers without offsets.
+
+    Each token's text is found in the lower-cased caption from where the previous token ended,
+    skipping only whitespace and punctuation (a tokenizer may drop punctuation, as SigLIP's
+    does); an unknown token takes the letters and digits up to the next token's match (one
+    character when it starts at punctuation). A token starts a new word after whitespace or a
+    skipped stretch, and at punctuation, as fast tokenizers' pre-tokenizers split words."""
+    low, pos = caption.lower(), 0
+    words: list[Word] = []
+    prev_end, prev_punct = None, False
+    for t, tok in enumerate(tokens):
+        if tok in special:
+            continue
+        if tok == unk:
+            start = pos + len(low[pos:]) - len(low[pos:].lstrip())
+            stop = next((low.find(_piece(x), start + 1) for x in tokens[t + 1:]
+                         if x not in special and x != unk and _piece(x)), -1)
+            end = start
+            while end < len(low) and low[end].isalnum() and (stop < 0 or end < stop):
+                end += 1
+            if end == start < len(low):
+                end = start + 1  # a punctuation mark is a word of its own, as pre-tokenizers split them
+            if end == start:
+                continue
+        else:
+            piece = _piece(tok)
+            start = low.find(piece, pos) if piece else -1
+            if start < 0 or not all(c.isspace() or is_punctuation(c) for c in low[pos:start]):
+                continue  # not in the caption as written (a normalised form): no span to give it
+            end = start + len(piece)
+        punct = is_punctuation(caption[start:end])
+        if words and start == prev_end and not punct and not prev_punct:
+            words[-1].tokens.append(t)
+            words[-1].span = (words[-1].span[0], end)
+        else:
+            words.append(Word("", [t], (start, end)))
+        prev_end, prev_punct, pos = end, punct, end
+    for w in words:
+        w.text = caption[w.span[0]:w.span[1]]
+    return words
 
 
 def last_norm_hook(module, store: dict):
