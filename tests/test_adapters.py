@@ -507,3 +507,31 @@ def test_itm_target_on_a_model_without_itm_head_is_one_line(model_dirs, groundin
                                    "--target", "itm", "--report", str(tmp_path / "r"), "--site", str(tmp_path / "s"),
                                    "--no-progress"])
     assert res.exit_code == 2 and "needs an ITM head" in res.output
+
+
+# -- several models in one report -------------------------------------------------------------------
+def test_build_with_two_models_writes_one_manifest_with_both(model_dirs, tiny_model_dir, grounding_jsonl, tmp_path):
+    args = ["build", "--captions", str(grounding_jsonl), "--model", str(tiny_model_dir), "--model",
+            str(model_dirs["clip"]), "--methods", "gradcam,legrad,mm-gradcam", "--report", str(tmp_path / "r"),
+            "--site", str(tmp_path / "s"), "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    ids = [str(tiny_model_dir), str(model_dirs["clip"])]
+    assert [x["id"] for x in m["models"]] == ids and [x["family"] for x in m["models"]] == ["flava", "clip"]
+    assert m["model"]["id"] == ids[0] and m["summary"] == m["models"][0]["summary"]
+    assert [p["model"] for p in m["pairs"]] == [ids[0]] * 3 + [ids[1]] * 3
+    assert len({p["id"] for p in m["pairs"]}) == 6  # the model is part of every pair's id
+    assert set(m["models"][0]["summary"]["methods"]) == {"gradcam", "legrad", "mm-gradcam"}
+    assert set(m["models"][1]["summary"]["methods"]) == {"gradcam", "legrad"}  # CLIP: no multimodal encoder
+    assert f"model {ids[1]}" in res.output  # a score table per model
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and json.loads((tmp_path / "r" / "manifest.json").read_text())["reused_pairs"] == 6
+
+
+def test_a_second_model_that_cannot_load_fails_before_any_work(tiny_model_dir, grounding_jsonl, tmp_path):
+    res = CliRunner().invoke(app, ["build", "--captions", str(grounding_jsonl), "--model", str(tiny_model_dir),
+                                   "--model", str(tmp_path / "nothing-here"), "--report", str(tmp_path / "r"),
+                                   "--site", str(tmp_path / "s"), "--no-progress", "--offline"])
+    assert res.exit_code == 2 and "could not be loaded" in res.output
+    assert not (tmp_path / "r").exists()

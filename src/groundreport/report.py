@@ -129,7 +129,8 @@ def pair_warnings(words, score: float, itm: float | None) -> list[str]:
     return out
 
 
-def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phrase_entries, timer=None) -> dict:
+def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phrase_entries, timer=None,
+               model_id: str | None = None) -> dict:
     """Arrays, overlays, then entry.json (last: it marks the pair done). Returns the entry."""
     import time
 
@@ -154,6 +155,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
         timer.add("image encoding", time.perf_counter() - t)
     entry = {
         "id": pid,
+        "model": model_id,
         "image_id": pair.example.image_id,
         "image": image_rel,
         "thumb": thumb_rel,

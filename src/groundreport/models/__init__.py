@@ -29,15 +29,21 @@ def adapter_class(model_type: str):
     return getattr(import_module(f".{module}", __name__), cls)
 
 
-def load_adapter(name: str, device: str = "auto", dtype: str = "fp32", offline: bool = False):
-    """An adapter for a hub id, a local ``save_pretrained`` folder, or ``"demo"``, picked by the
-    checkpoint config's ``model_type``."""
+def resolve_adapter(name: str, device: str = "auto", dtype: str = "fp32", offline: bool = False):
+    """(adapter class, checkpoint) for a model name, reading only its config: one-line errors
+    for a bad name, folder or model type before any weights load."""
     from ..errors import UserError
     from .base import open_checkpoint
 
     ckpt = open_checkpoint(name, device, dtype, offline)
     try:
-        cls = adapter_class(ckpt.config.model_type)
+        return adapter_class(ckpt.config.model_type), ckpt
     except UserError as e:
         raise UserError(f"model {name!r}: {e}") from None
+
+
+def load_adapter(name: str, device: str = "auto", dtype: str = "fp32", offline: bool = False):
+    """An adapter for a hub id, a local ``save_pretrained`` folder, or ``"demo"``, picked by the
+    checkpoint config's ``model_type``."""
+    cls, ckpt = resolve_adapter(name, device, dtype, offline)
     return cls.from_checkpoint(ckpt)
