@@ -95,11 +95,11 @@ def test_out_of_memory_skips_that_pair_and_goes_on(tiny_model_dir, grounding_jso
     real_run = Suite.run
     calls = {"n": 0}
 
-    def run_or_oom(self, adapter, pixels, caption, phrases=()):
+    def run_or_oom(self, adapter, pixels, caption, phrases=(), **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_run(self, adapter, pixels, caption, phrases)
+        return real_run(self, adapter, pixels, caption, phrases, **kwargs)
 
     monkeypatch.setattr(Suite, "run", run_or_oom)
     res = CliRunner().invoke(app, ["build", "--captions", str(grounding_jsonl), "--model", str(tiny_model_dir),

@@ -37,16 +37,26 @@ def test_non_flava_model_is_refused(tmp_path):
         FlavaAdapter.load(str(tmp_path), device="cpu")
 
 
-def test_cropping_processor_is_refused(tiny_model_dir, tmp_path):
+def _with_image_size(src, dst, size):
     import json
 
-    dst = tmp_path / "m"
-    shutil.copytree(tiny_model_dir, dst)
+    shutil.copytree(src, dst)
     cfg = json.loads((dst / "processor_config.json").read_text())
-    cfg["image_processor"]["size"] = {"shortest_edge": 40}
+    cfg["image_processor"]["size"] = size
     (dst / "processor_config.json").write_text(json.dumps(cfg))
-    with pytest.raises(UserError, match="crops"):
-        FlavaAdapter.load(str(dst), device="cpu")
+    return dst
+
+
+def test_cropping_processor_loads_and_its_grid_covers_the_crop(tiny_model_dir, tmp_path):
+    # short side to 40, centre 32 x 32: of a 100 x 50 image (resized to 80 x 40) the grid sees
+    # x in [24, 56) and y in [4, 36) of the resized image, i.e. [30, 70) x [5, 45) of the original
+    a = FlavaAdapter.load(str(_with_image_size(tiny_model_dir, tmp_path / "m", {"shortest_edge": 40})), device="cpu")
+    assert a.region((100, 50)) == (30.0, 5.0, 70.0, 45.0)
+
+
+def test_processor_we_cannot_place_is_refused(tiny_model_dir, tmp_path):
+    with pytest.raises(UserError, match="places maps for processors"):
+        FlavaAdapter.load(str(_with_image_size(tiny_model_dir, tmp_path / "m", {"longest_edge": 40})), device="cpu")
 
 
 def test_fp16_on_cpu_is_refused(tiny_model_dir):

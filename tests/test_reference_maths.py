@@ -26,7 +26,7 @@ from groundreport.explainers.mm_gradcam import MultimodalGradCAM
 from groundreport.explainers.relevancy import ImageRelevancy, MultimodalRelevancy
 from groundreport.explainers.rollout import Rollout
 from groundreport.explainers.suite import Suite, _phrase_token_rows
-from groundreport.models.flava import ForwardRecord, Word
+from groundreport.models.flava import ForwardRecord, Word, flava_layout
 
 T = torch.tensor
 
@@ -36,7 +36,7 @@ def _record(grid, *, image_attn=(), image_norm=None, mm_attn=None, tokens=(), wo
     z = torch.zeros(1, 1)
     return ForwardRecord(image_hidden=(), image_norm=image_norm, image_attn=tuple(image_attn), mm_attn=mm_attn,
                          image_embed=z, text_embed=z, score=torch.zeros(1), itm=None, grid=grid,
-                         tokens=list(tokens), words=list(words))
+                         tokens=list(tokens), words=list(words), layout=flava_layout(grid))
 
 
 def _heads(*mats) -> torch.Tensor:
@@ -252,8 +252,9 @@ class PlantedAdapter:
     """
 
     grid = GRID
+    capabilities = frozenset({"contrastive", "itm", "mm_self_attention"})
 
-    def forward(self, pixel_values, caption, need_mm=True):
+    def forward(self, pixel_values, caption, need_mm=True, image_size=None):
         assert caption == CAPTION
         norm = torch.zeros(1, N, P)
         norm[0, 1:] = torch.eye(P)
@@ -273,7 +274,8 @@ class PlantedAdapter:
         words = [Word(w, list(toks), span) for w, toks, span in WORDS]
         return ForwardRecord(image_hidden=(), image_norm=norm, image_attn=image_attn, mm_attn=mm,
                              image_embed=torch.zeros(1, P), text_embed=self._one_hot(CAPTION_PATCH),
-                             score=score, itm=mm[0].sum()[None], grid=GRID, tokens=list(TOKENS), words=words)
+                             score=score, itm=mm[0].sum()[None], grid=GRID, tokens=list(TOKENS), words=words,
+                             layout=flava_layout(GRID))
 
     def phrase_scores(self, rec, phrases):
         assert [p for p, _ in PHRASES] == phrases

@@ -8,7 +8,7 @@
     ex.word_maps["jacket"]    # float32 [gh, gw] from the default per-word method
     ex.phrase_maps["relevancy"]["a red jacket"]
     ex.show("relevancy", phrase="a red jacket")   # matplotlib figure, with title and colour bar
-    ex.score                  # float, cosine of projected image and text CLS
+    ex.score                  # float, the model's image-text score (cosine; SigLIP: its logit)
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ DEFAULT_WORD_METHOD = "relevancy"  # each word in context; grounds best on the d
 
 
 def load_model(name: str = "facebook/flava-full", device: str = "auto", dtype: str = "fp32", offline: bool = False):
-    """A FLAVA adapter from a hub id, a local ``save_pretrained`` folder, or ``"demo"``."""
-    from .models.flava import FlavaAdapter
+    """A model adapter (FLAVA, CLIP, SigLIP or BLIP-ITM, picked by the checkpoint's
+    ``model_type``) from a hub id, a local ``save_pretrained`` folder, or ``"demo"``."""
+    from .models import load_adapter
 
-    return FlavaAdapter.load(name, device=device, dtype=dtype, offline=offline)
+    return load_adapter(name, device=device, dtype=dtype, offline=offline)
 
 
 @dataclass
 class Explanation:
     image: "object"  # PIL.Image, RGB
     caption: str
-    score: float  # cosine of projected image CLS and text CLS
+    score: float  # the image-text score: cosine of projected embeddings (SigLIP: its sigmoid's logit)
     itm: float | None  # ITM logit (match minus mismatch), when the model has the head
     words: list[str]  # caption words, word-pieces merged, punctuation included
     maps: dict[str, np.ndarray]  # method -> [gh, gw] caption-level map in [0, 1]
@@ -44,6 +45,7 @@ class Explanation:
     tokens: list[str] = field(default_factory=list)
     unknown_words: list[str] = field(default_factory=list)  # words the tokenizer cannot read
     warnings: list[str] = field(default_factory=list)  # one-line notes (unknown words, rejected caption...)
+    region: tuple | None = None  # (x0, y0, x1, y1): the part of the image the maps cover (a crop), pixels
 
     def map(self, method: str | None = None, word: str | int | None = None, phrase: str | None = None):
         """``(map, method, label)`` for the caption, a word (text or index) or a phrase.
@@ -81,7 +83,8 @@ class Explanation:
         from .figures import map_figure
 
         m, method, label = self.map(method, word, phrase)
-        return map_figure(self.image, m, f"{method}, {label}: {self.caption}", flat=bool(m.max() <= 0))
+        return map_figure(self.image, m, f"{method}, {label}: {self.caption}", flat=bool(m.max() <= 0),
+                          region=self.region)
 
 
 def explain(model, image, caption: str, methods: list[str] | None = None, phrases: list[str] | None = None,
@@ -104,7 +107,7 @@ def explain(model, image, caption: str, methods: list[str] | None = None, phrase
     img = load_rgb(Path(image)) if isinstance(image, (str, Path)) else image.convert("RGB")
     suite = Suite(make_methods(list(methods or DEFAULT_METHODS)), target)  # skips ITM methods without the head
     spans = [(p, locate_phrase(caption, p)) for p in phrases]
-    result = suite.run(model, model.pixel_values([img]), caption, spans)
+    result = suite.run(model, model.pixel_values([img]), caption, spans, image_size=img.size)
     words = [w.text for w in result.words]
     word_method = DEFAULT_WORD_METHOD if DEFAULT_WORD_METHOD in result.maps else next(
         (n for n, mm in result.maps.items() if mm.words is not None), None)
@@ -120,4 +123,5 @@ def explain(model, image, caption: str, methods: list[str] | None = None, phrase
         phrase_maps={n: dict(zip(phrases, mm.phrases)) for n, mm in result.maps.items() if mm.phrases is not None},
         tokens=result.tokens, unknown_words=[w.text for w in result.words if w.unknown],
         warnings=notes + result.notes + pair_warnings(result.words, result.score, result.itm),
+        region=result.region,
     )

@@ -13,12 +13,13 @@ import typer
 from .errors import BadInput, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Text-conditioned grounding maps for FLAVA, as a static HTML gallery.")
+                  help="Text-conditioned grounding maps for FLAVA, CLIP, SigLIP and BLIP, as a static HTML "
+                       "gallery.")
 demo_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The bundled demo model and scenes.")
 app.add_typer(demo_app, name="demo")
 
 # Kept here as strings so that --help never imports torch; tests check them against the registry.
-DEFAULT_METHODS = "gradcam,relevancy,mm-relevancy,mm-gradcam,mm-attention,attention,rollout"
+DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-attention,attention,rollout"
 ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch
 DEMO_TRAIN_STEPS = 2043  # the shipped demo model's step count (~28 min on 2 CPU cores)
 
@@ -44,6 +45,11 @@ def _methods(value: str) -> list[str]:
     return [m.strip() for m in value.split(",") if m.strip()]
 
 
+def _models(names: list[str]) -> dict:
+    """BuildConfig's model fields: ``model`` the first, ``models`` all of them when several."""
+    return {"model": names[0], "models": list(names) if len(names) > 1 else []}
+
+
 @app.command()
 def build(
     images: Optional[Path] = typer.Option(None, help="Images folder (default: next to --captions)."),
@@ -54,7 +60,9 @@ def build(
     sample: Optional[int] = typer.Option(20, help="Number of images to sample (0 = all)."),
     captions_per_image: int = typer.Option(1, help="Captions per sampled image (1 to 5)."),
     seed: int = typer.Option(0, help="Sampling seed (recorded in the manifest)."),
-    model: str = typer.Option("facebook/flava-full", help="Hub id, local save_pretrained folder, or 'demo'."),
+    model: Optional[list[str]] = typer.Option(None, help="Hub id, local save_pretrained folder, or 'demo' "
+                                              "(default facebook/flava-full); FLAVA, CLIP, SigLIP or BLIP-ITM. "
+                                              "Repeat to explain several models into one report."),
     offline: bool = typer.Option(False, help="Local files only; never contact the Hub."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     dtype: str = typer.Option("fp32", help="fp32, bf16 or fp16 (fp16 on GPU only)."),
@@ -80,14 +88,14 @@ def build(
             from .demo.bundle import demo_jsonl
 
             captions, images, dataset = demo_jsonl(), None, "jsonl"
-            if model == "facebook/flava-full":
-                model = "demo"
+            model = model or ["demo"]
             sample = None if sample in (None, 20) else sample
         if captions is None:
             raise UserError("pass --captions (and --images), or --demo for the bundled scenes")
         cfg = BuildConfig(captions=str(captions), images=str(images) if images else None, dataset=dataset,
                           split=split, sample=None if sample == 0 else sample, captions_per_image=captions_per_image,
-                          seed=seed, model=model, offline=offline, device=device, dtype=dtype,
+                          seed=seed, **_models(model or ["facebook/flava-full"]), offline=offline, device=device,
+                          dtype=dtype,
                           methods=_methods(methods or (ALL_METHODS if demo else DEFAULT_METHODS)), target=target,
                           report=str(report), demo=demo, faithfulness=faithfulness)
         command.run(cfg, site, strict, progress)
@@ -162,7 +170,8 @@ def download(
 
 @app.command("eval")
 def evaluate(
-    model: str = typer.Option("demo", help="Hub id, local folder, or 'demo'."),
+    model: Optional[list[str]] = typer.Option(None, help="Hub id, local folder, or 'demo' (the default); "
+                                              "repeat to score several models."),
     captions: Optional[Path] = typer.Option(None, help="Annotated data (grounding .jsonl or Entities folder). "
                                              "Default: held-out demo scenes."),
     images: Optional[Path] = typer.Option(None),
@@ -185,8 +194,8 @@ def evaluate(
     from .compute import BuildConfig
 
     cfg = BuildConfig(captions=str(captions) if captions else None, images=str(images) if images else None,
-                      dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed, model=model,
-                      offline=offline, device=device, methods=_methods(methods), target=target, report=str(report),
+                      dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed,
+                      **_models(model or ["demo"]), offline=offline, device=device, methods=_methods(methods), target=target, report=str(report),
                       faithfulness=faithfulness)
     _call(command.run, cfg, scenes, progress)
 

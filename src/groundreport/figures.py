@@ -15,14 +15,15 @@ def slug(text: str, limit: int = 40) -> str:
     return s[:limit].rstrip("-") or "x"
 
 
-def map_figure(image, m: np.ndarray, title: str, flat: bool = False):
-    """A figure of ``m`` ([gh, gw] in [0, 1]) over ``image``; ``flat`` says the map is constant."""
+def map_figure(image, m: np.ndarray, title: str, flat: bool = False, region=None):
+    """A figure of ``m`` ([gh, gw] in [0, 1]) over ``image``; ``flat`` says the map is constant;
+    ``region``: the part of the image the map covers (None: all of it; the rest is drawn grey)."""
     import matplotlib.pyplot as plt
 
     from .colormap import CMAP_NAME
     from .overlays import overlay
 
-    heat, over = overlay(image, m)
+    heat, over = overlay(image, m, region=region)
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6))
     for ax, img, name in zip(axes, (image, heat, over), ("original", "heatmap", "overlay")):
         ax.imshow(img)

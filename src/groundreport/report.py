@@ -130,11 +130,11 @@ def pair_warnings(words, score: float, itm: float | None) -> list[str]:
 
 
 def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phrase_entries, timer=None,
-               checks: dict | None = None) -> dict:
+               model_id: str | None = None, checks: dict | None = None) -> dict:
     """Arrays, overlays, then entry.json (last: it marks the pair done). Returns the entry."""
     import time
 
-    from .overlays import display_copy, overlay
+    from .overlays import display_copy, overlay, scale_region
 
     report = Path(report)
     t = time.perf_counter()
@@ -143,9 +143,10 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
     npz_rel = f"pairs/{pid}/maps.npz"
     atomic.write_npz(report / npz_rel, arrays)
     disp = display_copy(image)
+    region = result.region or (0.0, 0.0, float(image.size[0]), float(image.size[1]))
     overlays = {}
     for method, mm in result.maps.items():
-        heat, over = overlay(disp, mm.caption)
+        heat, over = overlay(disp, mm.caption, region=scale_region(result.region, image.size, disp.size))
         h_rel, o_rel = f"pairs/{pid}/{method}_heatmap.webp", f"pairs/{pid}/{method}_overlay.webp"
         atomic.write_image(report / h_rel, heat, "WEBP", quality=80)
         atomic.write_image(report / o_rel, over, "WEBP", quality=80)
@@ -154,6 +155,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
         timer.add("image encoding", time.perf_counter() - t)
     entry = {
         "id": pid,
+        "model": model_id,
         "image_id": pair.example.image_id,
         "image": image_rel,
         "thumb": thumb_rel,
@@ -167,7 +169,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
                    "content": w.is_content, "unknown": w.unknown} for w in result.words],
         "score": round(result.score, 5),
         "itm": None if result.itm is None else round(result.itm, 5),
-        "maps": {"file": npz_rel, "keys": index, "flat": flat},
+        "maps": {"file": npz_rel, "keys": index, "flat": flat, "region": [round(float(v), 3) for v in region]},
         "overlays": overlays,
         "phrases": phrase_entries,
         "notes": result.notes,

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UserError
-from .tables import print_checks, print_flat, print_summary
+from .tables import print_flat, print_summaries
 
 
 def run(cfg, site: Path, strict: bool, progress: bool) -> None:
@@ -35,8 +35,7 @@ def run(cfg, site: Path, strict: bool, progress: bool) -> None:
         for w in p.get("warnings", []):
             typer.echo(f"  note: {p['image_id']} #{p['caption_index']}: {w}")
     print_flat(manifest)
-    print_summary(manifest["summary"], manifest["methods"])
-    print_checks(manifest["summary"], manifest["methods"])
+    print_summaries(manifest)
     typer.echo("\ntime per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     typer.echo(f"site: {site / 'index.html'}")
     if strict and manifest["skipped"]:

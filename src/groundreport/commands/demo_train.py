@@ -14,7 +14,7 @@ def run(out: Path, minutes: float, steps: int, seed: int, threads: int, device: 
     from ..compute import BuildConfig
     from ..demo.scenes import heldout_seeds
     from ..demo.train import TrainSettings, train
-    from ..models.flava import resolve_device
+    from ..models.base import resolve_device
     from . import evaluate
 
     # check the arguments before a long run, not after it
@@ -25,9 +25,9 @@ def run(out: Path, minutes: float, steps: int, seed: int, threads: int, device: 
     train(TrainSettings(out_dir=out, minutes=minutes, steps=steps or None, seed=seed, threads=threads, device=device),
           log=typer.echo)
     from ..demo.retrieval import image_to_text_top1
-    from ..models.flava import FlavaAdapter
+    from ..models import load_adapter
 
-    top1 = image_to_text_top1(FlavaAdapter.load(str(out), device=device))
+    top1 = image_to_text_top1(load_adapter(str(out), device=device))
     typer.echo(f"held-out image->text retrieval, top-1 of 100 captions: {top1:.2f}")
     cfg = BuildConfig(captions=None, dataset="jsonl", split=split, sample=None, model=str(out), offline=True,
                       device=device, methods=methods, report=str(out.parent / f"{out.name}-eval"))

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from .tables import print_checks, print_flat, print_summary
+from .tables import print_flat, print_summaries
 
 
 def evaluate(cfg, scenes: int, progress: bool) -> dict:
@@ -39,6 +39,5 @@ def run(cfg, scenes: int, progress: bool) -> dict:
     if not (manifest["summary"] or {}).get("methods") and not cfg.faithfulness:
         raise UserError("nothing to score: no phrase in this data has a box")
     print_flat(manifest)
-    print_summary(manifest["summary"], manifest["methods"])
-    print_checks(manifest["summary"], manifest["methods"])
+    print_summaries(manifest)
     return manifest

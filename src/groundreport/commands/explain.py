@@ -67,7 +67,7 @@ def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], of
     for it in items:
         mp = arrays[it["array"]] if it["row"] is None else arrays[it["array"]][it["row"]]
         fig = map_figure(ex.image, mp, f"{it['method']}, {it['level']} \u201c{it['text']}\u201d",
-                         flat=bool(mp.max() <= 0))
+                         flat=bool(mp.max() <= 0), region=ex.region)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)
         plt.close(fig)
@@ -75,6 +75,7 @@ def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], of
         it["flat"] = bool(mp.max() <= 0)
     atomic.write_json(out / "index.json", {"caption": caption, "score": ex.score, "itm": ex.itm, "words": ex.words,
                                            "unknown_words": ex.unknown_words, "warnings": ex.warnings,
+                                           "region": list(ex.region) if ex.region else None,
                                            "arrays": "maps.npz", "maps": items})
     typer.echo(f"score {ex.score:.4f}" + (f", ITM logit {ex.itm:.3f}" if ex.itm is not None else ""))
     typer.echo("words: " + " | ".join(w + (" [unknown]" if w in ex.unknown_words else "") for w in ex.words))

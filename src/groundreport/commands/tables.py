@@ -31,12 +31,25 @@ def print_summary(summary: dict | None, methods: list[dict]) -> None:
 
 
 def print_flat(manifest: dict) -> None:
-    """Say which methods found no evidence on some pairs (their maps are constant)."""
-    flat = {k: v for k, v in manifest.get("flat", {}).items() if v}
-    if flat:
-        n = len(manifest["pairs"])
-        typer.echo("flat caption maps (the method found no evidence): "
-                   + ", ".join(f"{k} {v} of {n}" for k, v in sorted(flat.items())))
+    """Say which methods found no evidence on some pairs (their maps are constant), per model."""
+    models = manifest.get("models") or [dict(manifest["model"], flat=manifest.get("flat", {}))]
+    for m in models:
+        flat = {k: v for k, v in (m.get("flat") or {}).items() if v}
+        if flat:
+            n = sum(1 for p in manifest["pairs"] if p.get("model", m["id"]) == m["id"])
+            who = f" ({m['id']})" if len(models) > 1 else ""
+            typer.echo(f"flat caption maps{who} (the method found no evidence): "
+                       + ", ".join(f"{k} {v} of {n}" for k, v in sorted(flat.items())))
+
+
+def print_summaries(manifest: dict) -> None:
+    """The score table once per model (once, untitled, for a one-model run)."""
+    models = manifest.get("models") or [dict(manifest["model"], summary=manifest["summary"])]
+    for m in models:
+        if len(models) > 1 and m.get("summary"):
+            typer.echo(f"\nmodel {m['id']} ({m['class']})")
+        print_summary(m.get("summary"), manifest["methods"])
+        print_checks(m.get("summary"), manifest["methods"])
 
 
 def print_checks(summary: dict | None, methods: list[dict]) -> None:

@@ -132,7 +132,7 @@ def train(settings: TrainSettings, log=print) -> dict:
     import torch.nn.functional as F
     from transformers import FlavaForPreTraining
 
-    from ..models.flava import resolve_device
+    from ..models.base import resolve_device
     from ..models.flava_parts import (encode_image, encode_multimodal, encode_text, image_embedding,
                                       itm_logit, text_embedding)
     from .model_spec import demo_config, demo_processor

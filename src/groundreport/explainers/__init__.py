@@ -5,13 +5,14 @@ from __future__ import annotations
 from .attention import ImageAttention, MultimodalAttention
 from .base import Explainer
 from .gradcam import GradCAM
+from .legrad import LeGrad
 from .mm_gradcam import MultimodalGradCAM
 from .occlusion import Occlusion
 from .relevancy import ImageRelevancy, MultimodalRelevancy
 from .rollout import Rollout
 
 REGISTRY: dict[str, type[Explainer]] = {
-    cls.name: cls for cls in (GradCAM, ImageRelevancy, MultimodalRelevancy, MultimodalGradCAM,
+    cls.name: cls for cls in (GradCAM, ImageRelevancy, LeGrad, MultimodalRelevancy, MultimodalGradCAM,
                               MultimodalAttention, ImageAttention, Rollout, Occlusion)
 }
 DEFAULT_METHODS = [n for n, cls in REGISTRY.items() if not cls.expensive]  # fast enough for every pair

@@ -1,6 +1,7 @@
 """Raw attention, per layer and head: the thumbnails' source, and two gradient-free maps.
 
-``ImageAttention``: image CLS -> patches (caption-blind: shown as a baseline).
+``ImageAttention``: image CLS -> patches (caption-blind: shown as a baseline). A model without a
+CLS token (SigLIP) has one summary query, its pooling head's probe: one "layer" of rows.
 ``MultimodalAttention``: text tokens -> patches in the multimodal encoder (text-conditioned).
 Rows use the last block, averaged over heads; ``per_layer`` gives every block and head.
 """
@@ -13,13 +14,18 @@ from .base import Explainer
 
 
 def image_cls_rows(rec) -> torch.Tensor:
-    """[L, H, P]: image CLS attention to patches, every block and head."""
-    return torch.stack([a.detach().float()[0, :, 0, 1:] for a in rec.image_attn])
+    """[L, H, P]: image CLS attention to patches, every block and head ([1, H, P]: the pooling
+    head's probe, for a model without CLS)."""
+    lay = rec.layout
+    if lay.image_cls is None:
+        return rec.pool_attn.detach().float()[0, :, 0, lay.image_patches][None]
+    return torch.stack([a.detach().float()[0, :, lay.image_cls, lay.image_patches] for a in rec.image_attn])
 
 
 def mm_text_rows(rec) -> torch.Tensor:
-    """[L, H, T, P]: text-token attention to patches in the multimodal encoder."""
-    return torch.stack([a.detach().float()[0, :, rec.mm_text_start:, rec.mm_patch_cols] for a in rec.mm_attn])
+    """[L, H, T, P]: text-token attention to patches in the multimodal encoder (or cross-attention)."""
+    lay = rec.layout
+    return torch.stack([a.detach().float()[0, :, lay.mm_text_rows, lay.mm_patch_cols] for a in rec.mm_attn])
 
 
 class ImageAttention(Explainer):
@@ -41,6 +47,7 @@ class MultimodalAttention(Explainer):
     label = "Raw attention (multimodal, per word)"
     encoder = "multimodal"
     target = None
+    requires = (("mm_self_attention", "cross_attention"),)
     description = "Last multimodal block's text-token-to-patch attention, heads averaged."
 
     def rows(self, rec, grads):

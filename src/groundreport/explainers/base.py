@@ -11,6 +11,11 @@ An explainer reads a ``ForwardRecord`` and returns patch-grid rows:
 The suite turns rows into caption-, word- and phrase-level maps of shape ``[gh, gw]``.
 A perturbation method (``perturbation = True``) has no rows: its ``drops(adapter, pixels,
 text_embeds)`` runs forwards of its own and returns one patch row per text.
+
+Positions come from ``rec.layout`` (models.base.Layout), never from constants: the image
+CLS (or, without one, the pooling head's probe row ``rec.pool_attn``), the patch tokens, and
+the multimodal text rows and patch columns. ``requires`` names the model capabilities a method
+needs (models.base.CAPABILITIES); the suite skips it, with a note, on a model without them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,18 @@ class Explainer:
     expensive: bool = False  # True: left out of the default suite (e.g. one forward per patch)
     perturbation: bool = False  # True: maps come from extra forwards (``drops``), not from rows()
     description: str = ""
+    # capabilities needed, each entry a name or a tuple of alternatives (any one will do)
+    requires: tuple = ()
+
+    def missing(self, capabilities) -> str | None:
+        """Why this method cannot run on a model with ``capabilities`` (None: it can)."""
+        from ..models.base import CAPABILITIES
+
+        for need in self.requires:
+            options = (need,) if isinstance(need, str) else tuple(need)
+            if not set(options) & set(capabilities):
+                return f"the model has no {' or '.join(CAPABILITIES[o] for o in options)}"
+        return None
 
     def inputs(self, rec) -> list[torch.Tensor]:
         return []
@@ -38,6 +55,16 @@ class Explainer:
 def head_mean_positive(attn: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """Chefer's per-block relevance: mean over heads of relu(grad * attn). [K,1,H,S,S] -> [K,S,S]."""
     return (grad * attn).clamp(min=0).mean(dim=2)[:, 0]
+
+
+def summary_rows(rec, r: torch.Tensor, pool_cam: torch.Tensor | None = None) -> torch.Tensor:
+    """The image summary's row of a propagated image-token matrix ``r`` [K, N, N], patch columns:
+    -> [K, 1, P]. With a CLS token, its row; without (SigLIP), the pooling head's probe row
+    ``pool_cam`` [K, 1, N] (its attention, or relevance, over the tokens) carried through ``r``."""
+    lay = rec.layout
+    if lay.image_cls is not None:
+        return r[:, lay.image_cls:lay.image_cls + 1, lay.image_patches]
+    return torch.bmm(pool_cam, r)[:, :, lay.image_patches]
 
 
 def relevancy_propagate(attns, grads) -> torch.Tensor:

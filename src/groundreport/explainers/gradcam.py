@@ -21,7 +21,8 @@ class GradCAM(Explainer):
         return [rec.image_norm]
 
     def rows(self, rec, grads):
-        acts = rec.image_norm.detach().float()[0, 1:]  # [P, D]
-        g = grads[0].float()[:, 0, 1:]  # [K, P, D]
+        patches = rec.layout.image_patches
+        acts = rec.image_norm.detach().float()[0, patches]  # [P, D]
+        g = grads[0].float()[:, 0, patches]  # [K, P, D]
         weights = g.mean(dim=1, keepdim=True)  # [K, 1, D]
         return (weights * acts).sum(-1).clamp(min=0).unsqueeze(1)  # [K, 1, P]

@@ -1,14 +1,15 @@
 """Attention rollout (Abnar & Zuidema, 2020) on the image encoder: a caption-blind baseline.
 
 Per block, heads averaged, identity added for the residual path, rows renormalised; the
-product over blocks; the CLS row over patch columns.
+product over blocks; the CLS row over patch columns (no CLS: the pooling head's probe
+attention, heads averaged, times the product).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import Explainer
+from .base import Explainer, summary_rows
 
 
 class Rollout(Explainer):
@@ -25,4 +26,5 @@ class Rollout(Explainer):
         for a in rec.image_attn:
             a = 0.5 * a.detach().float()[0].mean(0) + 0.5 * eye
             r = (a / a.sum(-1, keepdim=True)) @ r
-        return r[0, 1:][None, None]  # [1, 1, P]
+        probe = None if rec.pool_attn is None else rec.pool_attn.detach().float()[:, :, 0].mean(1, keepdim=True)
+        return summary_rows(rec, r[None], probe)  # [1, 1, P]

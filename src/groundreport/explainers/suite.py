@@ -9,6 +9,8 @@
   word-pieces are averaged into words. Image-encoder methods take each word *in context* as a
   target: the caption's score minus the score of the caption with that word masked, all W
   words in one batched backward (occlusion: the same difference of its score drops).
+- A method the model cannot run (``Explainer.requires`` against ``adapter.capabilities``: no
+  ITM head, no multimodal encoder, cross-attention only) is skipped with a note.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ class PairResult:
     score: float
     itm: float | None
     tokens: list[str]
-    words: list  # models.flava.Word
+    words: list  # models.base.Word
     truncated: bool
     maps: dict[str, MethodMaps] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    region: tuple[float, float, float, float] | None = None  # the original image's part the grid covers
 
 
 def _phrase_token_rows(words, spans) -> list[list[int]]:
@@ -82,10 +85,6 @@ class Suite:
         self.methods = methods
         self.caption_target = get_target(caption_target)
 
-    @property
-    def needs_mm(self) -> bool:
-        return self.caption_target.needs_multimodal or any(m.encoder == "multimodal" for m in self.methods)
-
     def target_of(self, m: Explainer) -> Target | None:
         """The score a method's maps explain (None: none, e.g. raw attention)."""
         if m.target is None:
@@ -97,17 +96,25 @@ class Suite:
         return None if t is None else t.name
 
     def run(self, adapter, pixel_values: torch.Tensor, caption: str,
-            phrases: list[tuple[str, tuple[int, int] | None]] = ()) -> PairResult:
-        rec = adapter.forward(pixel_values, caption, need_mm=self.needs_mm)
-        result = PairResult(score=rec.score.item(), itm=None if rec.itm is None else rec.itm.item(),
-                            tokens=rec.tokens, words=rec.words, truncated=rec.truncated)
-        methods = []
+            phrases: list[tuple[str, tuple[int, int] | None]] = (),
+            image_size: tuple[int, int] | None = None) -> PairResult:
+        """``image_size`` (W, H) of the original image: the result's ``region`` (None: not known)."""
+        notes, methods = [], []
         for m in self.methods:
             target = self.target_of(m)
-            if target is not None and target.needs_multimodal and rec.itm is None:
-                result.notes.append(f"{m.name}: skipped, the checkpoint has no ITM head")
+            if target is not None and target.needs_multimodal and "itm" not in adapter.capabilities:
+                notes.append(f"{m.name}: skipped, the checkpoint has no ITM head")
+                continue
+            reason = m.missing(adapter.capabilities)
+            if reason:
+                notes.append(f"{m.name}: skipped, {reason}")
                 continue
             methods.append(m)
+        need_mm = self.caption_target.needs_multimodal or any(m.encoder == "multimodal" for m in methods)
+        rec = adapter.forward(pixel_values, caption, need_mm=need_mm, image_size=image_size)
+        result = PairResult(score=rec.score.item(), itm=None if rec.itm is None else rec.itm.item(),
+                            tokens=rec.tokens, words=rec.words, truncated=rec.truncated, notes=notes,
+                            region=rec.region)
 
         # one backward per caption-level target, over the union of the methods' inputs
         grad_methods = [m for m in methods if self.target_of(m) is not None and not m.perturbation]

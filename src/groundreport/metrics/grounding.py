@@ -9,6 +9,10 @@
 - Box accuracy: threshold the resized map at ``BOX_THRESHOLD`` of its max, keep the largest
   connected region, take its bounding box; a hit when IoU >= 0.5 with the union box of the
   phrase's boxes.
+- Geometry: a map covers the region of the image the model saw (``region``, original pixels;
+  the whole image unless the processor centre-crops). It is resized onto that region and the
+  rest of the image is "not seen": the point is searched inside the region only (an object
+  wholly outside the crop is always a miss), and unseen pixels count as zero for the box.
 - Baselines for the same phrases: a random point (expected hit = box-area fraction), the image
   centre, and a random annotated object of the caption (expected hit = 1 / #objects).
 """
@@ -27,6 +31,39 @@ def resize_map(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Patch-grid map -> (H, W) float map for an image of ``size`` = (W, H), bilinear."""
     w, h = size
     return cv2.resize(np.asarray(m, dtype=np.float32), (int(w), int(h)), interpolation=cv2.INTER_LINEAR)
+
+
+def pixel_region(image_size: tuple[int, int], region=None) -> tuple[int, int, int, int]:
+    """``region`` (x0, y0, x1, y1; None: the whole image) rounded to whole pixels, at least one wide."""
+    w, h = int(image_size[0]), int(image_size[1])
+    if region is None:
+        return 0, 0, w, h
+    x0, y0, x1, y1 = (int(round(float(v))) for v in region)
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def place_map(m: np.ndarray, image_size: tuple[int, int], region=None) -> tuple[np.ndarray, np.ndarray]:
+    """Patch-grid map -> ((H, W) map over the image, (H, W) bool mask of the pixels the model saw).
+
+    The map is resized onto ``region`` (the whole image when None) and is 0 elsewhere."""
+    w, h = int(image_size[0]), int(image_size[1])
+    x0, y0, x1, y1 = pixel_region(image_size, region)
+    if (x0, y0, x1, y1) == (0, 0, w, h):
+        return resize_map(m, (w, h)), np.ones((h, w), dtype=bool)
+    part = resize_map(m, (x1 - x0, y1 - y0))
+    full = np.zeros((h, w), dtype=np.float32)
+    seen = np.zeros((h, w), dtype=bool)
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if cx1 > cx0 and cy1 > cy0:
+        full[cy0:cy1, cx0:cx1] = part[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        seen[cy0:cy1, cx0:cx1] = True
+    return full, seen
+
+
+def in_view(image_size: tuple[int, int], boxes, region=None) -> bool:
+    """Whether any of ``boxes`` overlaps the part of the image the model saw."""
+    x0, y0, x1, y1 = pixel_region(image_size, region)
+    return any(min(b[2], x1) > max(b[0], x0) and min(b[3], y1) > max(b[1], y0) for b in boxes)
 
 
 def _inside(x: float, y: float, box) -> bool:
@@ -78,11 +115,17 @@ class PhraseScore:
         return self.box_iou >= 0.5
 
 
-def score_map(m: np.ndarray, image_size: tuple[int, int], boxes) -> PhraseScore:
-    full = resize_map(m, image_size)
-    x, y = peak(full)
+def score_map(m: np.ndarray, image_size: tuple[int, int], boxes, region=None) -> PhraseScore:
+    """Pointing and box scores of a patch-grid map against ``boxes`` (original pixels);
+    ``region``: what the grid covers (None: the whole image)."""
+    full, seen = place_map(m, image_size, region)
+    if seen.all():
+        x, y = peak(full)
+        has_peak = bool(full.max() > full.min())
+    else:  # the point is one the model could have pointed at: inside the region
+        x, y = peak(np.where(seen, full, -np.inf))
+        has_peak = bool(seen.any() and full[seen].max() > full[seen].min())
     box = map_to_box(full)
-    has_peak = bool(full.max() > full.min())
     return PhraseScore((x, y), has_peak and any(_inside(x + 0.5, y + 0.5, b) for b in boxes), box,
                        iou(box, union_box(boxes)))
 
