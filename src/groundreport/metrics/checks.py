@@ -60,13 +60,17 @@ class FaithfulnessRun:
         records = [e["checks"]["faithfulness"] for e in entries if e.get("checks")]
         out = dict(fa.summarise(records) or {})
         shuffle = [e["checks"]["caption_shuffle"] for e in entries if e.get("checks", {}).get("caption_shuffle")]
+        # the cascade's stages are written out per family (sanity.flava_stages); others skip it, and say so
+        can_randomise = self.adapter.family == "flava" and self.kept
         randomised = sa.randomisation(self.adapter, self.suite.methods, self.kept, seed=self.seed,
-                                      caption_target=self.suite.caption_target) if self.kept else None
+                                      caption_target=self.suite.caption_target) if can_randomise else None
         out["sanity"] = sa.summarise(shuffle or None, randomised)
         out["checks"] = {"score": "contrastive cosine for every method (ITM methods are judged against a score "
                                   "they do not explain)",
                          "steps": self.steps, "pairs": len(records), "caption_shuffle_pairs": len(shuffle),
-                         "randomisation_pairs": len(self.kept),
+                         "randomisation_pairs": len(self.kept) if can_randomise else 0,
+                         "randomisation_note": None if can_randomise else
+                         f"weight randomisation is written for FLAVA only; not run for {self.adapter.family}",
                          "caption_blind_above": sa.CAPTION_BLIND_THRESHOLD,
                          "randomisation_flag_above": sa.RANDOMISATION_FLAG_THRESHOLD}
         return out
