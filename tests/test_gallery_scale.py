@@ -102,6 +102,33 @@ def test_pool_and_one_process_write_the_same_site(source, tmp_path, monkeypatch)
     assert all(a[k].read_bytes() == b[k].read_bytes() for k in a if k.suffix != ".svg")
 
 
+def test_read_maps_equals_np_load(tmp_path):
+    """report.read_maps parses np.savez's zips itself (for speed): the same arrays as np.load,
+    and zips it does not parse (bzip2 here) still read through the zipfile module."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from groundreport.report import read_maps
+
+    rng = np.random.default_rng(0)
+    arrays = {"gradcam/caption": rng.random((14, 14)).astype(np.float16),
+              "mm-attention/heads": rng.random((2, 3, 14, 14)).astype(np.float16),
+              "x/scalar": np.float32(3.5), "x/fortran": np.asfortranarray(rng.random((3, 4)))}
+    for save in (np.savez_compressed, np.savez):
+        save(tmp_path / "m.npz", **arrays)
+        got = read_maps(tmp_path, {"maps": {"file": "m.npz"}})
+        assert got.keys() == arrays.keys()
+        for k, a in arrays.items():
+            assert got[k].dtype == a.dtype and got[k].shape == a.shape and np.array_equal(got[k], a), k
+    with zipfile.ZipFile(tmp_path / "b.npz", "w", zipfile.ZIP_BZIP2) as zf:
+        buf = io.BytesIO()
+        np.save(buf, arrays["gradcam/caption"])
+        zf.writestr("gradcam/caption.npy", buf.getvalue())
+    assert np.array_equal(read_maps(tmp_path, {"maps": {"file": "b.npz"}})["gradcam/caption"], arrays["gradcam/caption"])
+
+
 def _open(browser, site, hash_=""):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     ev = {"errors": [], "scripts": [], "external": [], "dialogs": []}
