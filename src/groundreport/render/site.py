@@ -7,8 +7,13 @@ crash) never sees half a site. Every link is relative; nothing is fetched from e
 from __future__ import annotations
 
 import base64
+import gc
 import json
+import multiprocessing
+import os
 import shutil
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +25,9 @@ from . import faithfulness
 from .charts import pyplot, save_svg
 from .paths import templates_dir
 
-PAGE_SIZE = 48
+PAGE_SIZE = 48         # cards on one page of the gallery
+CARDS_PER_FILE = 250   # cards in one data/cards-NNNN.js file
+PAIRS_PER_TASK = 200   # pair pages one worker process renders per task
 # Without a summary (no boxes to score against) methods are tried in this order; names not
 # listed follow in manifest order. Caption-blind methods always come last, whatever they score:
 # they cannot say anything about a caption.
@@ -29,8 +36,14 @@ DEFAULT_ORDER = ("relevancy", "gradcam", "occlusion", "mm-relevancy", "mm-gradca
 MIN_SIDE = 120   # px: the shorter side of the pair page's main view, so 2000x60 stays readable
 
 
-def _b64(m: np.ndarray) -> str:
-    q = np.clip(np.nan_to_num(np.asarray(m, dtype=np.float32)) * 255 + 0.5, 0, 255).astype(np.uint8)
+def _quantize(a: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> uint8, NaN as 0."""
+    q = np.asarray(a, dtype=np.float32) * 255 + 0.5
+    np.nan_to_num(q, copy=False)
+    return np.clip(q, 0, 255, out=q).astype(np.uint8)
+
+
+def _b64(q: np.ndarray) -> str:
     return base64.b64encode(q.tobytes()).decode("ascii")
 
 
@@ -38,6 +51,13 @@ def _script_json(obj) -> str:
     """JSON safe to inline in <script type="application/json"> (no '</script>' can close it)."""
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _js_call(function: str, *args) -> str:
+    """A data file the gallery loads with a <script> tag (file:// forbids fetching JSON):
+    ``window.<function>(<json>, ...);``, safe against any caption text."""
+    body = ",".join(_script_json(a).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") for a in args)
+    return f"window.{function}({body});\n"
 
 
 def rank_methods(methods: list[dict], table: dict | None) -> list[str]:
@@ -61,13 +81,60 @@ def _flat(entry: dict) -> dict:
     return entry["maps"].get("flat") or {}
 
 
-def _card(entry: dict, ranked: list[str], labels: dict[str, str]) -> dict:
-    """What an index card shows: the caption map of the best method this pair has (the plain
-    image where that map is flat: a darkened photo would look like a finding)."""
+def _site_media(rel: str) -> str:
+    """Where a report file lies under site/media/: images/ as in the report, a pair's own files
+    side by side in cards/ (one folder: a folder per pair cost seconds at 20,000 pairs)."""
+    parts = rel.split("/")
+    return f"cards/{parts[1]}_{parts[2]}" if parts[0] == "pairs" and len(parts) == 3 else rel
+
+
+def _card(entry: dict, ranked: list[str]) -> dict:
+    """What an index card shows (a record of data/cards-NNNN.js): the caption map of the best
+    method this pair has, or none where that map is flat (a darkened photo would look like a
+    finding), and the plain thumbnail. Caption and score live in the search index."""
     best = next((n for n in ranked if n in entry["overlays"]), None)
     flat = bool(best and _flat(entry).get(best, {}).get("caption"))
-    return {"method": best, "label": labels.get(best, best), "flat": flat,
-            "src": entry["overlays"][best]["overlay"] if best and not flat else entry["thumb"]}
+    return {"id": entry["id"], "image_id": entry["image_id"], "w": entry["width"], "h": entry["height"],
+            "thumb": _site_media(entry["thumb"]), "method": best, "flat": flat,
+            "map": _site_media(entry["overlays"][best]["overlay"]) if best and not flat else None,
+            "phrases": len(entry["phrases"]), "warnings": entry.get("warnings") or [], "flag": score_flag(entry["score"])}
+
+
+def _pointing(entry: dict, method: str) -> tuple[int, int]:
+    """(hits, scored) of one method's pointing game over a pair's boxed phrases (a flat map
+    is a miss, as in the summary)."""
+    scores = [ph["scores"][method] for ph in entry["phrases"] if method in (ph.get("scores") or {})]
+    return sum(bool(s["pointing"]) for s in scores), len(scores)
+
+
+def _search_index(pairs: list[dict], methods: list[dict], ranked: list[str]) -> dict:
+    """data/search.js: what the gallery searches, sorts and filters all pairs by, one column
+    per field (captions, scores, and per method the phrases hit and scored)."""
+    pointing = {}
+    for name in ranked:
+        hits, scored = zip(*(_pointing(e, name) for e in pairs)) if pairs else ((), ())
+        if any(scored):
+            pointing[name] = {"hits": list(hits), "scored": list(scored)}
+    return {"total": len(pairs), "per_file": CARDS_PER_FILE,
+            "labels": {m["name"]: m["label"] for m in methods},
+            "captions": [e["caption"] for e in pairs], "scores": [e["score"] for e in pairs],
+            "pointing": pointing}
+
+
+def _write_gallery_data(stage: Path, pairs: list[dict], cards: list[dict], search: dict) -> tuple[int, int]:
+    """data/search.js and data/cards-NNNN.js (CARDS_PER_FILE cards each, in sample order).
+    Returns (files, bytes)."""
+    (stage / "data").mkdir()
+    texts = [_js_call("GR_SEARCH", search)]
+    for k in range(0, len(cards), CARDS_PER_FILE):
+        texts.append(_js_call("GR_PAGE", k // CARDS_PER_FILE, cards[k:k + CARDS_PER_FILE]))
+    names = ["search.js"] + [f"cards-{k:04d}.js" for k in range(len(texts) - 1)]
+    size = 0
+    for name, text in zip(names, texts):
+        data = text.encode("utf-8")
+        (stage / "data" / name).write_bytes(data)
+        size += len(data)
+    return len(texts) - 1, size
 
 
 def score_flag(score: float) -> str | None:
@@ -83,28 +150,49 @@ def _frame(width: int, height: int) -> dict:
             "min_side": MIN_SIDE}
 
 def _pair_data(report: Path, entry: dict, methods: list[dict]) -> dict:
-    arrays = read_maps(report, entry)
+    arrays, q = read_maps(report, entry), {}
+    if arrays:  # quantized together: per array, numpy's call overhead was most of the cost
+        flat = _quantize(np.concatenate([a.ravel() for a in arrays.values()]))
+        ends = np.cumsum([a.size for a in arrays.values()]).tolist()
+        q = {k: flat[e - a.size:e].reshape(a.shape) for (k, a), e in zip(arrays.items(), ends)}
     out = {}
     for m in methods:
         keys = entry["maps"]["keys"].get(m["name"])
         if not keys:
             continue
-        d = {"caption": _b64(arrays[keys["caption"]])}
+        d = {"caption": _b64(q[keys["caption"]])}
         for level in ("words", "phrases", "layers"):
             if level in keys:
-                d[level] = [_b64(a) for a in arrays[keys[level]]]
+                d[level] = [_b64(a) for a in q[keys[level]]]
         if "heads" in keys:
-            d["heads"] = [[_b64(h) for h in layer] for layer in arrays[keys["heads"]]]
+            d["heads"] = [[_b64(h) for h in layer] for layer in q[keys["heads"]]]
         out[m["name"]] = d
     grid = list(arrays[next(iter(arrays))].shape[-2:]) if arrays else [1, 1]
     return {"grid": grid, "maps": out}
 
 
-def _copy(report: Path, site: Path, rel: str) -> None:
-    dst = site / "media" / rel
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if not dst.exists():
-        shutil.copyfile(report / rel, dst)
+class _Media:
+    """Puts report files into site/media/: a hard link where the file system allows (20,000
+    copies cost seconds; a link costs an inode), else a copy. Both stay valid when the report
+    is rebuilt, since report files are replaced by rename, never rewritten in place."""
+
+    def __init__(self, report: Path, site: Path):
+        self.report, self.media, self.link, self.dirs = report, site / "media", True, set()
+
+    def put(self, rel: str) -> None:
+        src, dst = self.report / rel, self.media / _site_media(rel)
+        if dst.parent not in self.dirs:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            self.dirs.add(dst.parent)
+        if self.link:
+            try:
+                os.link(src, dst)
+                return
+            except (FileNotFoundError, FileExistsError):
+                raise
+            except OSError:  # another device, or no links here: copy from now on
+                self.link = False
+        shutil.copyfile(src, dst)
 
 
 def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
@@ -131,6 +219,49 @@ def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
         ax.spines[side].set_visible(False)
     fig.tight_layout()
     save_svg(fig, path)
+
+
+# What every pair page needs, set by render() before the pages are made; worker processes,
+# forked, inherit it instead of receiving a pickled copy of a manifest of 20,000 pairs.
+_JOB: dict = {}
+
+
+def _pair_page(i: int) -> int:
+    """Write pair ``i``'s page (from _JOB); returns its size in bytes."""
+    job = _JOB
+    pairs, ranked, word_ranked = job["pairs"], job["ranked"], job["word_ranked"]
+    entry = pairs[i]
+    data = _pair_data(job["report"], entry, job["methods"])
+    data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
+                 "height": entry["height"], "lut": job["lut"], "flat": _flat(entry),
+                 "order": {"caption": [n for n in ranked if n in data["maps"]],
+                           "phrases": [n for n in ranked if n in data["maps"]],
+                           "words": [n for n in word_ranked if n in data["maps"]]},
+                 "scored": job["scored"], "labels": job["labels"]})
+    checks = faithfulness.pair_view(entry, list(data["maps"]), job["itm"])
+    if checks:
+        data["checks"] = checks
+    html = job["template"].render(
+        **job["common"], pair=entry, data=data, index=i, total=len(pairs), frame=_frame(entry["width"], entry["height"]),
+        warnings=entry.get("warnings") or [],
+        prev_id=pairs[i - 1]["id"] if i > 0 else None,
+        next_id=pairs[i + 1]["id"] if i + 1 < len(pairs) else None).encode("utf-8")
+    (job["stage"] / "pairs" / f"{entry['id']}.html").write_bytes(html)
+    return len(html)
+
+
+def _pair_span(span: tuple[int, int]) -> int:
+    """Pages of pairs start..stop-1; returns the largest one's bytes."""
+    return max((_pair_page(i) for i in range(*span)), default=0)
+
+
+def _workers(n_pairs: int) -> int:
+    """Processes for the pair pages: one per usable core, forked (Linux) so that they share the
+    manifest; 1 (this process alone) for a small report, or where a fork is unsafe: other
+    threads running (a lock held by one would stay held in the child), or not Linux."""
+    if sys.platform != "linux" or threading.active_count() > 1:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), n_pairs // PAIRS_PER_TASK))
 
 
 def render(report: Path, site: Path) -> dict:
@@ -164,41 +295,48 @@ def render(report: Path, site: Path) -> dict:
         full_summary = manifest.get("summary")
         # --faithfulness writes a summary even where no pair has boxes: grounding scores need "methods"
         summary = full_summary if (full_summary or {}).get("methods") else None
-        if summary:
-            _method_chart(summary, methods, stage / "assets" / "methods.svg")
         ranked = rank_methods(methods, summary)
         # a word's map is judged by how words point (summary.words), a caption's or phrase's by phrases
         word_ranked = rank_methods(methods, (summary or {}).get("words") or summary)
         by_name = {m["name"]: m for m in methods}
         common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary,
                   "ranked": [by_name[n] for n in ranked], "scored": bool(summary), "score_flag": score_flag}
-        pair_tpl = env.get_template("pair.html")
-        cards = [_card(p, ranked, {m["name"]: m["label"] for m in methods}) for p in pairs]
-        for i, entry in enumerate(pairs):
-            # the pair page draws its maps from the inlined arrays; only cards use an overlay image
-            for rel in {entry["image"], entry["thumb"], cards[i]["src"]}:
-                _copy(report, stage, rel)
-            data = _pair_data(report, entry, methods)
-            checks = faithfulness.pair_view(entry, list(data["maps"]), [m["name"] for m in methods if m.get("target") == "itm"])
-            if checks:
-                data["checks"] = checks
-            data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
-                         "height": entry["height"], "lut": lut_b64, "flat": _flat(entry),
-                         "order": {"caption": [n for n in ranked if n in data["maps"]],
-                                   "phrases": [n for n in ranked if n in data["maps"]],
-                                   "words": [n for n in word_ranked if n in data["maps"]]},
-                         "scored": bool(summary),
-                         "labels": {m["name"]: m["label"] for m in methods}})
-            html = pair_tpl.render(
-                **common, pair=entry, data=data, index=i, total=len(pairs), frame=_frame(entry["width"], entry["height"]),
-                warnings=entry.get("warnings") or [],
-                prev_id=pairs[i - 1]["id"] if i > 0 else None,
-                next_id=pairs[i + 1]["id"] if i + 1 < len(pairs) else None)
-            (stage / "pairs" / f"{entry['id']}.html").write_text(html, encoding="utf-8")
-        faith = faithfulness.index_view(full_summary, methods, stage / "assets")
-        index_html = env.get_template("index.html").render(**common, pairs=pairs, cards=cards, page_size=PAGE_SIZE,
-                                                           faith=faith)
-        (stage / "index.html").write_text(index_html, encoding="utf-8")
+        _JOB.update(report=report, stage=stage, pairs=pairs, methods=methods, ranked=ranked, word_ranked=word_ranked,
+                    lut=lut_b64, scored=bool(summary), labels={m["name"]: m["label"] for m in methods},
+                    itm=[m["name"] for m in methods if m.get("target") == "itm"],
+                    common=common, template=env.get_template("pair.html"))
+        spans = [(k, min(k + PAIRS_PER_TASK, len(pairs))) for k in range(0, len(pairs), PAIRS_PER_TASK)]
+        workers = _workers(len(pairs))
+        # the manifest's million objects out of the collector's reach: no full collection walks
+        # them here, nor touches (and so copies) the pages the workers share with this process
+        gc.freeze()
+        stages = {"manifest and setup": time.perf_counter() - t0}
+        with multiprocessing.get_context("fork").Pool(workers) if workers > 1 else _NoPool() as pool:
+            largest = pool.imap_unordered(_pair_span, spans)  # pair pages, in the workers ...
+            # ... while this process draws the chart, links the media, writes the gallery's data and index
+            if summary:
+                _method_chart(summary, methods, stage / "assets" / "methods.svg")
+            cards = [_card(p, ranked) for p in pairs]
+            media, seen = _Media(report, stage), set()
+            for entry, card in zip(pairs, cards):
+                # pair pages draw their maps from inlined arrays; only cards use an overlay image
+                overlay = [entry["overlays"][card["method"]]["overlay"]] if card["map"] else []
+                for rel in [entry["image"], entry["thumb"], *overlay]:
+                    if rel not in seen:
+                        seen.add(rel)
+                        media.put(rel)
+            search = _search_index(pairs, methods, ranked)
+            files, data_bytes = _write_gallery_data(stage, pairs, cards, search)
+            gallery = {"per_view": PAGE_SIZE, "per_file": CARDS_PER_FILE, "files": files,
+                       "maps": any(c["map"] for c in cards),
+                       "hit_methods": [by_name[n] for n in search["pointing"]]}
+            faith = faithfulness.index_view(full_summary, methods, stage / "assets")
+            index_html = env.get_template("index.html").render(**common, pairs=pairs, gallery=gallery,
+                                                               faith=faith).encode("utf-8")
+            (stage / "index.html").write_bytes(index_html)
+            stages["chart, media, gallery data, index"] = time.perf_counter() - t0 - sum(stages.values())
+            largest = max(largest, default=0)
+            stages["pair pages (waited for)"] = time.perf_counter() - t0 - sum(stages.values())
     except FileNotFoundError as e:
         shutil.rmtree(stage, ignore_errors=True)
         raise UserError(f"{report} is incomplete ({Path(e.filename or '?').name} is missing); "
@@ -206,6 +344,9 @@ def render(report: Path, site: Path) -> dict:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    finally:
+        _JOB.clear()
+        gc.unfreeze()
 
     # swap: old site aside, new site in, old site gone
     old = site.parent / f".{site.name}.old"
@@ -216,6 +357,21 @@ def render(report: Path, site: Path) -> dict:
     stage.rename(site)
     if old.exists():
         shutil.rmtree(old)
-    sizes = [p.stat().st_size for p in (site / "pairs").glob("*.html")]
-    return {"pairs": len(pairs), "seconds": time.perf_counter() - t0,
-            "largest_pair_page_bytes": max(sizes) if sizes else 0}
+    stages["swap"] = time.perf_counter() - t0 - sum(stages.values())
+    return {"pairs": len(pairs), "seconds": time.perf_counter() - t0, "workers": workers,
+            "largest_pair_page_bytes": largest, "index_bytes": len(index_html),
+            "card_pages": files, "card_data_bytes": data_bytes, "stages": stages}
+
+
+class _NoPool:
+    """The pool's interface, run here and now (one worker)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def imap_unordered(fn, items):
+        return map(fn, items)
