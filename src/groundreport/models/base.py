@@ -455,3 +455,15 @@ def align_words(caption: str, tokens: list[str], special: set[str], unk: str | N
 def last_norm_hook(module, store: dict):
     """Keep ``module``'s output (the Grad-CAM layer) in ``store["norm"]``; returns the handle."""
     return module.register_forward_hook(lambda mod, inp, out: store.__setitem__("norm", out))
+
+
+def vision_tower_forward(vision, pixel_values: torch.Tensor):
+    """A CLIP-style vision tower (CLIP, SigLIP, BLIP) with attentions and hidden states kept,
+    and its last block's first LayerNorm output (Grad-CAM's layer). Returns ``(out, norm)``."""
+    store: dict = {}
+    hook = last_norm_hook(vision.encoder.layers[-1].layer_norm1, store)
+    try:
+        out = vision(pixel_values=pixel_values, output_attentions=True, output_hidden_states=True)
+    finally:
+        hook.remove()
+    return out, store["norm"]

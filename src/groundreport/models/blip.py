@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Adapter, ImageSide, Layout, last_norm_hook
+from .base import Adapter, ImageSide, Layout, vision_tower_forward
 
 LAVIS_GRADCAM_BLOCK = 6  # lavis.models.blip_models.blip_image_text_matching.compute_gradcam(block_num=6)
 
@@ -49,14 +49,9 @@ class BlipAdapter(Adapter):
         return F.normalize(self.model.vision_proj(last_hidden_state[:, 0]), dim=-1)
 
     def encode_image(self, pixel_values):
-        store = {}
         vision = self.model.vision_model
-        hook = last_norm_hook(vision.encoder.layers[-1].layer_norm1, store)
-        try:
-            out = vision(pixel_values=pixel_values, output_attentions=True, output_hidden_states=True)
-        finally:
-            hook.remove()
-        return ImageSide(hidden=out.hidden_states, attn=out.attentions, norm=store["norm"],
+        out, norm = vision_tower_forward(vision, pixel_values)
+        return ImageSide(hidden=out.hidden_states, attn=out.attentions, norm=norm,
                          embed=self._image_embedding(out.last_hidden_state), last=out.last_hidden_state)
 
     def encode_text(self, input_ids, attention_mask):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .base import Adapter, ImageSide, Layout, last_norm_hook
+from .base import Adapter, ImageSide, Layout, vision_tower_forward
 
 
 def attention_pool(head, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,15 +69,10 @@ class SiglipAdapter(Adapter):
         return self.model.logit_scale.exp() * (image_embed * text_embed).sum(-1) + self.model.logit_bias
 
     def encode_image(self, pixel_values):
-        store = {}
         vision = self.model.vision_model
-        hook = last_norm_hook(vision.encoder.layers[-1].layer_norm1, store)
-        try:
-            out = vision(pixel_values=pixel_values, output_attentions=True, output_hidden_states=True)
-        finally:
-            hook.remove()
+        out, norm = vision_tower_forward(vision, pixel_values)
         pooled, probs = attention_pool(vision.head, out.last_hidden_state)
-        return ImageSide(hidden=out.hidden_states, attn=out.attentions, norm=store["norm"],
+        return ImageSide(hidden=out.hidden_states, attn=out.attentions, norm=norm,
                          embed=F.normalize(pooled, dim=-1), last=out.last_hidden_state, pool_attn=probs)
 
     def encode_text(self, input_ids, attention_mask):
