@@ -43,6 +43,8 @@ class BuildConfig:
     target: str = "contrastive"
     report: str = "report"
     demo: bool = False
+    batch_size: int = 1  # pairs explained together; not a map setting (maps agree within float rounding)
+    world_size: int = 1  # processes (torchrun ranks) that explained the pairs; set by compute
 
     def validate(self) -> None:
         """One-line errors for bad values, before any model is loaded or any file written."""
@@ -54,6 +56,8 @@ class BuildConfig:
         if not 1 <= self.captions_per_image <= MAX_CAPTIONS_PER_IMAGE:
             raise UserError(f"--captions-per-image must be between 1 and {MAX_CAPTIONS_PER_IMAGE}, "
                             f"not {self.captions_per_image}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f"--batch-size must be a positive number of pairs, not {self.batch_size}")
         if not self.methods:
             raise UserError("--methods is empty; name at least one method")
         make_methods(self.methods)
@@ -87,20 +91,25 @@ def file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def _load(pair: Pair):
-    """Worker-thread part: read and decode the image (overlaps with model work)."""
-    path = pair.example.image_path
+def _load(item: tuple[int, Pair]):
+    """Worker-thread part: read and decode the image of ``(index, pair)`` (overlaps with model work)."""
+    path = item[1].example.image_path
     try:
         image = load_rgb(path)
-        return pair, image, file_sha(path), None
+        return item, image, file_sha(path), None
     except BadInput as e:
-        return pair, None, None, str(e)
+        return item, None, None, str(e)
 
 
-def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skipped: list, progress=True) -> dict:
-    """Compute every sampled pair into ``cfg.report`` and write its manifest. Returns the manifest."""
+def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skipped: list,
+            progress=True) -> dict | None:
+    """Compute every sampled pair into ``cfg.report`` and write its manifest. Returns the manifest.
+
+    Under torchrun each rank explains its shard of the pairs; rank 0 merges, writes the manifest
+    and returns it, the other ranks return None."""
     import torch
 
+    from .distributed import group, ranks_from_env
     from .explainers import make_methods
     from .explainers.suite import Suite
     from .metrics.summary import summarise
@@ -109,48 +118,34 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     timer = Timer()
     report = Path(cfg.report)
     cfg.validate()
+    ranks = ranks_from_env()
+    cfg.world_size = ranks.world_size
     methods = make_methods(cfg.methods)
     pairs = sample_pairs(examples, cfg.sample, cfg.captions_per_image, cfg.seed)
-    adapter = timer.run("model load", FlavaAdapter.load, cfg.model, cfg.device, cfg.dtype, cfg.offline)
-    suite = Suite(methods, cfg.target)
-    if suite.caption_target.needs_multimodal and adapter.itm_head is None:
-        raise UserError(f"--target {cfg.target} needs an ITM head; {cfg.model!r} has none (use --target contrastive)")
-    report.mkdir(parents=True, exist_ok=True)  # only now: a failed load leaves no empty folder behind
-    report_io.clean_temp_files(report)
-    settings = cfg.map_settings()
-    entries, reused = [], 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(pairs), desc="explaining", unit="pair")
-    # decoding runs ahead in worker threads (a bounded window, so memory stays flat) and
-    # artifact encoding runs behind in a writer thread, both overlapping the model's work
-    with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as writer:
-        t_wait = time.perf_counter()
-        for pair, image, image_sha, error in prefetch(readers, _load, pairs, ahead=4):
-            timer.add("image decode (waited)", time.perf_counter() - t_wait)
-            where = f"{pair.example.image_path.name} #{pair.caption_index}"
-            if error:
-                skipped.append((where, error))
-            else:
-                pid = report_io.pair_id(adapter.model_id, adapter.revision, image_sha, pair.caption, settings)
-                finished = report_io.finished_entry(report, pid)
-                if finished is not None:
-                    entries.append(finished)
-                    reused += 1
-                else:
-                    try:
-                        result = _explain_pair(adapter, suite, pair, image, timer)
-                        entries.append(writer.submit(_write_pair_entry, report, pair, image, image_sha, pid,
-                                                     result, timer))
-                    except BadInput as e:
-                        skipped.append((where, str(e)))
-            if bar:
-                bar.update(1)
-            t_wait = time.perf_counter()
-        entries = [e.result() if isinstance(e, Future) else e for e in entries]
-    if bar:
-        bar.close()
+    with group(ranks) as ranks_group:
+        adapter = timer.run("model load", FlavaAdapter.load, cfg.model, ranks.device(cfg.device), cfg.dtype,
+                            cfg.offline)
+        suite = Suite(methods, cfg.target)
+        if suite.caption_target.needs_multimodal and adapter.itm_head is None:
+            raise UserError(f"--target {cfg.target} needs an ITM head; {cfg.model!r} has none "
+                            "(use --target contrastive)")
+        if ranks.is_main:
+            report.mkdir(parents=True, exist_ok=True)  # only now: a failed load leaves no empty folder behind
+            report_io.clean_temp_files(report)
+        ranks_group.wait("start")  # nobody writes before rank 0 has removed the temp files of a killed run
+        mine = _explain_shard(cfg, adapter, suite, ranks, ranks.shard(pairs), timer, progress)
+        if ranks.several:
+            t = time.perf_counter()
+            ranks_group.wait("all pairs explained")
+            timer.add("waiting for the other ranks", time.perf_counter() - t)
+        shards = ranks_group.gather(mine)
+    if not ranks.is_main:
+        return None
+
+    entries = sorted((x for shard in shards for x in shard["entries"]), key=lambda x: x[0])
+    entries = [e for _, e in entries]
+    skipped.extend((w, r) for _, w, r in sorted((x for shard in shards for x in shard["skipped"]),
+                                                 key=lambda x: x[0]))
     if not entries:
         raise UserError(f"no pair could be explained ({len(skipped)} skipped; first: {skipped[0][1] if skipped else '-'})")
     summary = summarise(entries)
@@ -166,14 +161,150 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": _version("transformers"), "platform": platform.platform()},
         "pairs": entries,
-        "reused_pairs": reused,
+        "reused_pairs": sum(shard["reused"] for shard in shards),
         "skipped": [{"item": w, "reason": r} for w, r in skipped],
         "summary": summary,
         "flat": report_io.flat_counts(entries),
+        "batch": {"size": cfg.batch_size, "final": min(shard["batch_size"] for shard in shards),
+                  "notes": [n for shard in shards for n in shard["batch_notes"]]},
         "timings": {k: round(v, 3) for k, v in timer.totals.items()},
     }
     report_io.write_manifest(report, manifest)
     return report_io.load_manifest(report)
+
+
+def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], timer, progress) -> dict:
+    """This rank's pairs (``(index, pair)``) explained into report/ or reused from it.
+
+    Returns ``{entries: [(index, entry)], skipped: [(index, item, reason)], reused, batch_size,
+    batch_notes}``: small and picklable, so that rank 0 can gather every rank's."""
+    report = Path(cfg.report)
+    settings = cfg.map_settings()
+    slots: dict[int, dict | Future] = {}
+    skipped: list[tuple[int, str, str]] = []
+    reused = 0
+    batcher = Batcher(adapter, suite, cfg.batch_size, timer)
+    pending: list[tuple[int, Pair, object, str, str, object]] = []  # index, pair, image, sha, pid, pixels
+    writing: deque[Future] = deque()
+    bar = None
+    if progress and ranks.is_main:
+        from tqdm import tqdm
+        desc = "explaining" if not ranks.several else f"explaining (rank 0 of {ranks.world_size})"
+        bar = tqdm(total=len(shard), desc=desc, unit="pair")
+
+    def flush(n: int) -> None:
+        """Explain the first ``n`` pending pairs, B at a time, and queue their writes."""
+        batch, pending[:] = pending[:n], pending[n:]
+        outcomes = batcher.run([p[5] for p in batch], [p[1].caption.text for p in batch],
+                               [[(ph.text, ph.span) for ph in p[1].caption.phrases] for p in batch])
+        for (index, pair, image, sha, pid, _), outcome in zip(batch, outcomes):
+            if isinstance(outcome, str):
+                skipped.append((index, _where(pair), outcome))
+            else:
+                slots[index] = writer.submit(_write_pair_entry, report, pair, image, sha, pid, outcome,
+                                             ranks.rank, timer)
+                writing.append(slots[index])
+            if bar:
+                bar.update(1)
+        # a bounded queue of writes: when encoding is slower than explaining, memory stays flat
+        while len(writing) > 2 * batcher.size + 2:
+            writing.popleft().result()
+
+    # decoding runs ahead in worker threads (a bounded window, so memory stays flat) and
+    # artifact encoding runs behind in a writer thread, both overlapping the model's work
+    with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as writer:
+        t_wait = time.perf_counter()
+        for (index, pair), image, image_sha, error in prefetch(readers, _load, shard,
+                                                               ahead=max(4, 2 * cfg.batch_size)):
+            timer.add("image decode (waited)", time.perf_counter() - t_wait)
+            pid = None if error else report_io.pair_id(adapter.model_id, adapter.revision, image_sha,
+                                                       pair.caption, settings)
+            finished = None if error else report_io.finished_entry(report, pid)
+            queued = False
+            if error:
+                skipped.append((index, _where(pair), error))
+            elif finished is not None:
+                slots[index] = finished
+                reused += 1
+            else:
+                try:
+                    pending.append((index, pair, image, image_sha, pid, _preprocess(adapter, image, timer)))
+                    queued = True
+                except BadInput as e:
+                    skipped.append((index, _where(pair), str(e)))
+            if bar and not queued:
+                bar.update(1)  # reused or skipped; a queued pair counts when it is explained
+            if len(pending) >= batcher.size:
+                flush(batcher.size)
+            t_wait = time.perf_counter()
+        while pending:
+            flush(batcher.size)
+        entries = [(i, e.result() if isinstance(e, Future) else e) for i, e in sorted(slots.items())]
+    if bar:
+        bar.close()
+    return {"entries": entries, "skipped": skipped, "reused": reused, "batch_size": batcher.size,
+            "batch_notes": batcher.notes}
+
+
+def _where(pair: Pair) -> str:
+    return f"{pair.example.image_path.name} #{pair.caption_index}"
+
+
+class Batcher:
+    """Explains pairs ``size`` at a time. On out-of-memory it halves ``size`` and retries the
+    same pairs (``size`` stays halved for the rest of the run); at one pair, the pair is skipped."""
+
+    def __init__(self, adapter, suite, size: int, timer: Timer | None = None):
+        self.adapter, self.suite, self.size = adapter, suite, size
+        self.timer = timer or Timer()
+        self.notes: list[str] = []
+
+    def run(self, pixels: list, captions: list[str], phrases: list[list]) -> list:
+        """One result per pair: a ``PairResult``, or a string saying why the pair was skipped."""
+        out: list = []
+        i = 0
+        while i < len(pixels):
+            n = min(self.size, len(pixels) - i)
+            try:
+                out.extend(self._explain(pixels[i:i + n], captions[i:i + n], phrases[i:i + n]))
+            except _oom_errors() as e:
+                _free_device_memory()
+                if n > 1:
+                    self.size = max(1, n // 2)
+                    self.notes.append(f"out of memory at batch {n}: continued at batch {self.size}")
+                    continue
+                # one pair: there is no smaller batch to retry with
+                out.append(f"out of {'GPU ' if 'CUDA' in str(e) else ''}memory for this pair "
+                           "(try --dtype bf16 or fewer --methods)")
+            i += n
+        return out
+
+    def _explain(self, pixels, captions, phrases) -> list:
+        import torch
+
+        t = time.perf_counter()
+        if len(pixels) == 1:  # the adapter's own forward: a batch of one is exactly the one-pair run
+            results = [self.suite.run(self.adapter, pixels[0], captions[0], phrases[0])]
+        else:
+            results = self.suite.run_batch(self.adapter, torch.cat(pixels), captions, phrases)
+        self.timer.add("explainers", time.perf_counter() - t)
+        return results
+
+
+def _oom_errors() -> tuple:
+    import torch
+
+    return (torch.OutOfMemoryError,)
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()  # the failed batch's graph may sit in a reference cycle of the traceback
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _version(pkg: str) -> str:
@@ -200,31 +331,20 @@ def prefetch(pool, fn, items, ahead: int):
             window.append(pool.submit(fn, nxt))
 
 
-def _explain_pair(adapter, suite, pair, image, timer):
-    import torch
-
+def _preprocess(adapter, image, timer) -> object:
+    """The model's input for one image, ``[1, C, H, W]`` on its device."""
     t = time.perf_counter()
     try:
         pixels = adapter.pixel_values([image])
     except Exception as e:  # the processor rejects some degenerate images
         raise BadInput(f"image could not be preprocessed ({str(e).splitlines()[0][:100]})") from None
     timer.add("preprocess", time.perf_counter() - t)
-    phrases = [(p.text, p.span) for p in pair.caption.phrases]
-    t = time.perf_counter()
-    try:
-        result = suite.run(adapter, pixels, pair.caption.text, phrases)
-    except torch.OutOfMemoryError:
-        # pairs run one at a time, so there is no smaller batch to retry with: free and skip
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        raise BadInput("out of GPU memory for this pair (try --dtype bf16 or fewer --methods)") from None
-    timer.add("explainers", time.perf_counter() - t)
-    return result
+    return pixels
 
 
-def _write_pair_entry(report, pair, image, image_sha, pid, result, timer) -> dict:
+def _write_pair_entry(report, pair, image, image_sha, pid, result, rank, timer) -> dict:
     """Writer-thread part: score the phrases, then the pair's files (entry.json last)."""
     from .metrics.phrases import score_phrases
 
     phrases = score_phrases(pair.caption.phrases, result.maps, image.size, result.words)
-    return report_io.write_pair(report, pair, image, image_sha, pid, result, phrases, timer)
+    return report_io.write_pair(report, pair, image, image_sha, pid, result, phrases, rank, timer)
