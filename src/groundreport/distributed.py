@@ -96,9 +96,9 @@ class Group:
             dist.monitored_barrier(timeout=timedelta(seconds=self.timeout), wait_all_ranks=True)
         except RuntimeError as e:  # gloo: a closed connection (a rank died) or the timeout (a rank hangs)
             first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-            raise UserError(f"rank {self.ranks.rank} of {self.ranks.world_size}: another rank did not reach "
-                            f"'{what}' ({first}); its finished pairs are kept: rerun the same command to "
-                            f"resume (the wait is {self.timeout:.0f} s, {TIMEOUT_ENV})") from None
+            raise UserError(f"rank {self.ranks.rank} of {self.ranks.world_size}: another rank died or did not "
+                            f"reach '{what}' in {self.timeout:.0f} s ({TIMEOUT_ENV}): {first}; finished pairs "
+                            "are kept, rerun the same command to resume") from None
 
     def gather(self, obj) -> list | None:
         """``obj`` of every rank, in rank order, on rank 0; None on the others."""

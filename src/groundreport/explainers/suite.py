@@ -186,13 +186,15 @@ class Suite:
                     texts = [rec.text_embed.detach()]
                     if phrases:
                         texts.append(adapter.text_embeds([p for p, _ in phrases]).to(texts[0].dtype))
-                    texts.append(adapter.word_ablated_embeds(rec).to(texts[0].dtype))
+                    # a word's target, score(caption) - score(caption without it), is the score of the
+                    # embeddings' difference (scores are linear in the text embedding): its drops are
+                    # the word map, with no subtraction of two nearly equal drops to round away
+                    texts.append(texts[0] - adapter.word_ablated_embeds(rec).to(texts[0].dtype))
                     drops = m.drops(adapter, pixel_values, torch.cat(texts))  # [1+K+W, P]
                     k = len(phrases)
                     caption_map = drops[0]
                     phrase_maps = drops[1:1 + k] if phrases else None
-                    # a word's target is score(caption) - score(caption without it): drops subtract alike
-                    words = drops[0:1] - drops[1 + k:] if rec.words else None
+                    words = drops[1 + k:] if rec.words else None
                 elif m.encoder == "multimodal":
                     token_rows = m.rows(rec, grads.get(m.name))[0]  # [T, P]
                     caption_map = token_rows[content].mean(0)
