@@ -207,7 +207,7 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
             if bar:
                 bar.update(1)
         # a bounded queue of writes: when encoding is slower than explaining, memory stays flat
-        while len(writing) > 2 * batcher.size + 2:
+        while len(writing) > (batcher.WINDOW + 1) * batcher.size + 2:
             writing.popleft().result()
 
     # decoding runs ahead in worker threads (a bounded window, so memory stays flat) and
@@ -215,7 +215,7 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
     with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as writer:
         t_wait = time.perf_counter()
         for (index, pair), image, image_sha, error in prefetch(readers, _load, shard,
-                                                               ahead=max(4, 2 * cfg.batch_size)):
+                                                               ahead=max(4, cfg.batch_size)):
             timer.add("image decode (waited)", time.perf_counter() - t_wait)
             pid = None if error else report_io.pair_id(adapter.model_id, adapter.revision, image_sha,
                                                        pair.caption, settings)
@@ -234,11 +234,11 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
                     skipped.append((index, _where(pair), str(e)))
             if bar and not queued:
                 bar.update(1)  # reused or skipped; a queued pair counts when it is explained
-            if len(pending) >= batcher.size:
-                flush(batcher.size)
+            if len(pending) >= batcher.WINDOW * batcher.size:
+                flush(len(pending))
             t_wait = time.perf_counter()
-        while pending:
-            flush(batcher.size)
+        if pending:
+            flush(len(pending))
         entries = [(i, e.result() if isinstance(e, Future) else e) for i, e in sorted(slots.items())]
     if bar:
         bar.close()
@@ -252,7 +252,13 @@ def _where(pair: Pair) -> str:
 
 class Batcher:
     """Explains pairs ``size`` at a time. On out-of-memory it halves ``size`` and retries the
-    same pairs (``size`` stays halved for the rest of the run); at one pair, the pair is skipped."""
+    same pairs (``size`` stays halved for the rest of the run); at one pair, the pair is skipped.
+
+    A batch costs as many gradient targets per pair as its longest caption has words (targets
+    are summed across pairs slot by slot), so ``run`` groups the pairs it is given by caption
+    length before cutting them into batches; results come back in the order given."""
+
+    WINDOW = 4  # batches' worth of pairs a caller should hand ``run`` at once, for grouping
 
     def __init__(self, adapter, suite, size: int, timer: Timer | None = None):
         self.adapter, self.suite, self.size = adapter, suite, size
@@ -261,23 +267,29 @@ class Batcher:
 
     def run(self, pixels: list, captions: list[str], phrases: list[list]) -> list:
         """One result per pair: a ``PairResult``, or a string saying why the pair was skipped."""
-        out: list = []
+        order = sorted(range(len(pixels)), key=lambda k: (len(captions[k].split()), len(phrases[k])))
+        out: dict[int, object] = {}
         i = 0
-        while i < len(pixels):
-            n = min(self.size, len(pixels) - i)
+        while i < len(order):
+            n = min(self.size, len(order) - i)
+            chunk = order[i:i + n]
             try:
-                out.extend(self._explain(pixels[i:i + n], captions[i:i + n], phrases[i:i + n]))
-            except _oom_errors() as e:
+                results = self._explain([pixels[k] for k in chunk], [captions[k] for k in chunk],
+                                        [phrases[k] for k in chunk])
+            except RuntimeError as e:
+                if not _is_oom(e):
+                    raise
                 _free_device_memory()
                 if n > 1:
                     self.size = max(1, n // 2)
                     self.notes.append(f"out of memory at batch {n}: continued at batch {self.size}")
                     continue
                 # one pair: there is no smaller batch to retry with
-                out.append(f"out of {'GPU ' if 'CUDA' in str(e) else ''}memory for this pair "
-                           "(try --dtype bf16 or fewer --methods)")
+                results = [f"out of {'GPU ' if 'CUDA' in str(e) else ''}memory for this pair "
+                           "(try --dtype bf16 or fewer --methods)"]
+            out.update(zip(chunk, results))
             i += n
-        return out
+        return [out[k] for k in range(len(pixels))]
 
     def _explain(self, pixels, captions, phrases) -> list:
         import torch
@@ -291,10 +303,11 @@ class Batcher:
         return results
 
 
-def _oom_errors() -> tuple:
+def _is_oom(e: RuntimeError) -> bool:
+    """CUDA's out-of-memory error, or the CPU allocator's (a plain RuntimeError)."""
     import torch
 
-    return (torch.OutOfMemoryError,)
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
 
 
 def _free_device_memory() -> None:
