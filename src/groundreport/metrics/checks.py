@@ -28,11 +28,12 @@ class FaithfulnessRun:
         self.randomisation_pairs = randomisation_pairs
         self.kept: list[tuple] = []  # (pixels, caption, phrases) of the first pairs, for randomisation
 
-    def keep(self, pixels, caption: str, phrases) -> None:
+    def keep(self, pixels, caption: str, phrases, image_size=None) -> None:
+        """``image_size`` is accepted for symmetry with ``pair``; randomisation needs no region."""
         if len(self.kept) < self.randomisation_pairs:
             self.kept.append((pixels, caption, phrases))
 
-    def pair(self, index: int, pixels, caption: str, phrases, result) -> dict:
+    def pair(self, index: int, pixels, caption: str, phrases, result, image_size=None) -> dict:
         """The entry's ``checks``: ``{faithfulness: PairFaithfulness.to_json(), caption_shuffle:
         {method: Pearson r of the caption maps for the true and another caption}, other_caption}``."""
         from . import faithfulness as fa
@@ -46,7 +47,7 @@ class FaithfulnessRun:
         out = {"faithfulness": fa.evaluate_pair(self.adapter, pixels, texts, maps, steps=self.steps).to_json()}
         other = self.others[index]
         if other is not None:
-            shuffled = self.suite.run(self.adapter, pixels, other)
+            shuffled = self.suite.run(self.adapter, pixels, other, image_size=image_size)
             out["caption_shuffle"] = shuffle_correlations({n: m.caption for n, m in result.maps.items()},
                                                           {n: m.caption for n, m in shuffled.maps.items()})
             out["other_caption"] = other
