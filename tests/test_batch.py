@@ -146,11 +146,11 @@ def test_out_of_memory_halves_the_batch_and_retries_it(tiny_model_dir, tmp_path,
     real = Suite.run_batch
     sizes = []
 
-    def run_batch_or_oom(self, adapter, pixels, captions, phrases):
+    def run_batch_or_oom(self, adapter, pixels, captions, phrases, **kw):
         sizes.append(len(captions))
         if len(captions) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, adapter, pixels, captions, phrases)
+        return real(self, adapter, pixels, captions, phrases, **kw)
 
     monkeypatch.setattr(Suite, "run_batch", run_batch_or_oom)
     m, out = _build(tiny_model_dir, data, tmp_path / "oom", "--batch-size", "8")
@@ -168,10 +168,10 @@ def test_batcher_skips_a_pair_that_does_not_fit_alone(tiny_adapter):
     from groundreport.compute import Batcher
 
     class Full:
-        def run(self, *a):
+        def run(self, *a, **kw):
             raise torch.OutOfMemoryError("CUDA out of memory")
 
-        def run_batch(self, *a):
+        def run_batch(self, *a, **kw):
             raise torch.OutOfMemoryError("CUDA out of memory")
 
     pixels, captions, phrases = _pairs(tiny_adapter, n=3)
