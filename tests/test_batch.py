@@ -204,3 +204,20 @@ def test_bad_batch_size_is_one_line(tmp_path):
     res = CliRunner().invoke(app, ["build", "--demo", "--batch-size", "0", "--report", str(tmp_path / "r")])
     assert res.exit_code == 2 and "--batch-size must be a positive number of pairs, not 0" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_faithfulness_with_batches_checks_every_pair_as_one_by_one(tiny_model_dir, tmp_path):
+    """--faithfulness with --batch-size: each pair's checks run after its batch, as at batch 1."""
+    import json
+
+    checks = {}
+    for b in ("1", "3"):
+        res = CliRunner().invoke(app, ["eval", "--model", str(tiny_model_dir), "--scenes", "3", "--report",
+                                       str(tmp_path / f"ev{b}"), "--no-progress", "--methods", "relevancy,rollout",
+                                       "--faithfulness", "--batch-size", b])
+        assert res.exit_code == 0, res.output
+        m = json.loads((tmp_path / f"ev{b}" / "manifest.json").read_text())
+        assert m["batch"]["size"] == int(b) and m["summary"]["checks"]["pairs"] == 3
+        checks[b] = [p["checks"]["faithfulness"]["methods"]["relevancy"]["deletion_auc"] for p in m["pairs"]]
+    for one, batched in zip(checks["1"], checks["3"]):  # one AUC per target: the caption, then each phrase
+        np.testing.assert_allclose(np.array(one, float), np.array(batched, float), atol=1e-3)
