@@ -25,13 +25,14 @@ CAPTION = "a man in a red jacket and a woman with a small dog near the door"
 PHRASES = ["a man", "a red jacket", "a small dog", "the door"]
 
 
-def build_adapter(device: str, dtype: torch.dtype):
+def build_adapter(device: str, dtype: torch.dtype, texts: list[str] = (CAPTION, *PHRASES)):
+    """FLAVA-full-size with random weights and a word-level vocabulary of ``texts``."""
     from transformers import BertTokenizer, FlavaConfig, FlavaForPreTraining, FlavaProcessor
     from transformers.models.flava.image_processing_pil_flava import FlavaImageProcessorPil
 
     from groundreport.models.flava import FlavaAdapter
 
-    words = sorted(set(CAPTION.split()) | {w for p in PHRASES for w in p.split()})
+    words = sorted({w for t in texts for w in t.split()})
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)}
     torch.manual_seed(0)
     model = FlavaForPreTraining(FlavaConfig(init_codebook=False)).eval().to(device, dtype)

@@ -535,3 +535,40 @@ def test_a_second_model_that_cannot_load_fails_before_any_work(tiny_model_dir, g
                                    "--site", str(tmp_path / "s"), "--no-progress", "--offline"])
     assert res.exit_code == 2 and "could not be loaded" in res.output
     assert not (tmp_path / "r").exists()
+
+
+# -- batches of pairs on the contract ----------------------------------------------------------
+@pytest.mark.parametrize("family", FAMILIES)
+def test_run_batch_on_other_families_is_run_pair_by_pair(adapters, scene, family, monkeypatch):
+    """No batched forward outside FLAVA: run_batch must give exactly run's results, region included."""
+    from groundreport.models import flava_batch
+
+    def no_batched_forward(*a, **kw):
+        raise AssertionError(f"forward_batch called for {family}")
+
+    monkeypatch.setattr(flava_batch, "forward_batch", no_batched_forward)
+    a = adapters[family]
+    suite = Suite(make_methods(["gradcam", "relevancy", "attention"]))
+    other = make_scene(12, (3, 3), size=80)
+    images, captions = [scene.image, other.image], [CAPTION_A, CAPTION_B]
+    phrases = [[("a red circle", (0, 12))], []]
+    ones = [suite.run(a, a.pixel_values([im]), c, p, image_size=im.size)
+            for im, c, p in zip(images, captions, phrases)]
+    batched = suite.run_batch(a, torch.cat([a.pixel_values([im]) for im in images]), captions, phrases,
+                              image_sizes=[im.size for im in images])
+    for x, y in zip(ones, batched):
+        assert x.region == y.region and x.region is not None and x.score == y.score and x.notes == y.notes
+        for name in x.maps:
+            np.testing.assert_array_equal(x.maps[name].caption, y.maps[name].caption)
+
+
+def test_flava_run_batch_keeps_the_region(tiny_model_dir, scene):
+    """FLAVA's batched records carry each pair's region (the contract's ForwardRecord.region)."""
+    a = load_adapter(str(tiny_model_dir), device="cpu")
+    other = make_scene(12, (3, 3), size=80)
+    images = [scene.image, other.image]
+    suite = Suite(make_methods(["gradcam"]))
+    batched = suite.run_batch(a, torch.cat([a.pixel_values([im]) for im in images]), [CAPTION_A, CAPTION_B],
+                              [[], []], image_sizes=[im.size for im in images])
+    assert [r.region for r in batched] == [a.region(im.size) for im in images]
+    assert batched[0].region != batched[1].region

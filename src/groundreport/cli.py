@@ -69,6 +69,8 @@ def build(
     methods: Optional[str] = typer.Option(None, help="Comma-separated explainers. Default: all but occlusion "
                                           "(one forward per patch); with --demo, all."),
     target: str = typer.Option("contrastive", help="Caption score for image-encoder methods: contrastive or itm."),
+    batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory). Under torchrun: "
+                                   "per process."),
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
     demo: bool = typer.Option(False, help="Bundled scenes + bundled model: runs offline."),
@@ -97,7 +99,7 @@ def build(
                           seed=seed, **_models(model or ["facebook/flava-full"]), offline=offline, device=device,
                           dtype=dtype,
                           methods=_methods(methods or (ALL_METHODS if demo else DEFAULT_METHODS)), target=target,
-                          report=str(report), demo=demo, faithfulness=faithfulness)
+                          report=str(report), demo=demo, faithfulness=faithfulness, batch_size=batch_size)
         command.run(cfg, site, strict, progress)
 
     _call(run)
@@ -183,6 +185,7 @@ def evaluate(
     seed: int = typer.Option(0),
     methods: str = typer.Option(ALL_METHODS),
     target: str = typer.Option("contrastive"),
+    batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory)."),
     report: Path = typer.Option(Path("report-eval"), help="Where the scored report goes."),
     faithfulness: bool = typer.Option(False, help="Also measure faithfulness and run the sanity checks."),
     device: str = typer.Option("auto"),
@@ -195,8 +198,8 @@ def evaluate(
 
     cfg = BuildConfig(captions=str(captions) if captions else None, images=str(images) if images else None,
                       dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed,
-                      **_models(model or ["demo"]), offline=offline, device=device, methods=_methods(methods), target=target, report=str(report),
-                      faithfulness=faithfulness)
+                      **_models(model or ["demo"]), offline=offline, device=device, methods=_methods(methods),
+                      target=target, report=str(report), faithfulness=faithfulness, batch_size=batch_size)
     _call(command.run, cfg, scenes, progress)
 
 

@@ -76,7 +76,10 @@ def finished_entry(report: Path, pid: str) -> dict | None:
         entry = json.loads(done.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    return entry if all((Path(report) / f).is_file() for f in entry_files(entry)) else None
+    if not all((Path(report) / f).is_file() for f in entry_files(entry)):
+        return None
+    entry.setdefault("rank", 0)  # written before ranks were recorded: by a one-process run
+    return entry
 
 
 def _maps_to_arrays(maps) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]], dict[str, dict]]:
@@ -182,8 +185,10 @@ def pair_warnings(words, score: float, itm: float | None) -> list[str]:
 
 
 def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phrase_entries, timer=None,
-               model_id: str | None = None, checks: dict | None = None) -> dict:
-    """Arrays, overlays, then entry.json (last: it marks the pair done). Returns the entry."""
+               model_id: str | None = None, checks: dict | None = None, rank: int = 0) -> dict:
+    """Arrays, overlays, then entry.json (last: it marks the pair done). Returns the entry.
+
+    ``rank``: the process (torchrun rank) that explained the pair, 0 for a one-process run."""
     import time
 
     from .overlays import display_copy, overlay, scale_region
@@ -226,6 +231,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
         "phrases": phrase_entries,
         "notes": result.notes,
         "warnings": pair_warnings(result.words, result.score, result.itm),
+        "rank": rank,
     }
     if checks is not None:
         entry["checks"] = checks  # --faithfulness: metrics/checks.py

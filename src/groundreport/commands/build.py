@@ -22,10 +22,18 @@ def run(cfg, site: Path, strict: bool, progress: bool) -> None:
     fmt, examples = load_dataset(Path(cfg.captions), Path(cfg.images) if cfg.images else None, cfg.dataset,
                                  cfg.split, skipped)
     manifest = compute(cfg, examples, fmt, skipped, progress=progress)
+    if manifest is None:  # a torchrun rank other than 0: its pairs are written, rank 0 merges and renders
+        return
     info = render(Path(cfg.report), site)
     timings = dict(manifest["timings"], rendering=info["seconds"], total=time.perf_counter() - t0)
     typer.echo(f"explained {len(manifest['pairs'])} pairs ({manifest['reused_pairs']} reused from an earlier run), "
                f"skipped {len(manifest['skipped'])}")
+    if cfg.world_size > 1:
+        made = [p["rank"] for p in manifest["pairs"]]
+        typer.echo(f"  {cfg.world_size} processes; pairs by the rank that explained them: "
+                   + ", ".join(f"rank {r} {made.count(r)}" for r in range(cfg.world_size)))
+    for note in manifest["batch"]["notes"]:
+        typer.echo(f"  note: {note}")
     for s in manifest["skipped"]:
         typer.echo(f"  skipped {s['item']}: {s['reason']}")
     truncated = sum(1 for p in manifest["pairs"] if p["truncated"])

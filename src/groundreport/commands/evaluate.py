@@ -11,8 +11,9 @@ from ..errors import UserError
 from .tables import print_flat, print_summaries
 
 
-def evaluate(cfg, scenes: int, progress: bool) -> dict:
-    """The manifest of a scored run. ``cfg.captions`` None: ``scenes`` held-out demo scenes."""
+def evaluate(cfg, scenes: int, progress: bool) -> dict | None:
+    """The manifest of a scored run (None on a torchrun rank other than 0).
+    ``cfg.captions`` None: ``scenes`` held-out demo scenes."""
     from ..compute import compute
     from ..datasets import load_dataset
 
@@ -31,9 +32,11 @@ def evaluate(cfg, scenes: int, progress: bool) -> dict:
         return compute(cfg, examples, fmt, skipped, progress=progress)
 
 
-def run(cfg, scenes: int, progress: bool) -> dict:
+def run(cfg, scenes: int, progress: bool) -> dict | None:
     held_out = cfg.captions is None
     manifest = evaluate(cfg, scenes, progress)
+    if manifest is None:  # a torchrun rank other than 0: rank 0 prints the table
+        return None
     if held_out:
         manifest["config"]["captions"] = f"held-out demo scenes ({cfg.split}, {scenes})"
     if not (manifest["summary"] or {}).get("methods") and not cfg.faithfulness:

@@ -27,3 +27,12 @@ def batched_grads(targets: torch.Tensor, inputs: list[torch.Tensor]) -> list[tor
     by_id = {id(x): (torch.zeros((k, *x.shape), dtype=x.dtype, device=x.device) if g is None else g)
              for x, g in zip(unique, raw)}
     return [by_id[id(x)] for x in inputs]
+
+
+def cut(x: torch.Tensor, b: int, like: torch.Tensor, lead: int = 0) -> torch.Tensor:
+    """Row ``b`` of batched ``x`` (batch dim ``lead``), every later dim cut to ``like``'s size.
+
+    Padding is always at the end of a dim (text right-padded, multimodal text after the
+    patches), so a pair's own part of a padded tensor is its leading block."""
+    index = [slice(None)] * lead + [slice(b, b + 1)] + [slice(0, n) for n in like.shape[1:]]
+    return x[tuple(index)]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .base import Explainer
-from .gradients import batched_grads
+from .gradients import batched_grads, cut
 from .normalise import normalise
 from .targets import Target, get_target
 
@@ -80,6 +80,23 @@ def _grads_per_method(targets: torch.Tensor, methods: list[Explainer], rec) -> d
     return out
 
 
+def _pair_grads(targets: list[torch.Tensor], methods: list[Explainer], batch, views) -> list[dict[str, list[torch.Tensor]]]:
+    """Each pair's ``[K_b]`` targets -> each pair's gradients, as ``_grads_per_method`` gives them.
+
+    Slot j is the sum over pairs of each pair's j-th target: pairs do not interact, so its
+    gradient at pair b's activations is the gradient of pair b's own j-th target, and max K_b
+    slots cost one batched backward over the batch. A pair with no target gets no gradients."""
+    targets = [t.reshape(-1) for t in targets]
+    k = max(len(t) for t in targets)
+    if k == 0:
+        return [{} for _ in targets]
+    slots = targets[0] if len(targets) == 1 else torch.stack(
+        [sum(t[j] for t in targets if j < len(t)) for j in range(k)])
+    flat = _grads_per_method(slots, methods, batch)
+    return [{m.name: [cut(g, b, x, lead=1)[:len(t)] for g, x in zip(flat[m.name], m.inputs(rec))] for m in methods}
+            if len(t) else {} for b, (t, rec) in enumerate(zip(targets, views))]
+
+
 class Suite:
     def __init__(self, methods: list[Explainer], caption_target: str | Target = "contrastive"):
         self.methods = methods
@@ -99,6 +116,37 @@ class Suite:
             phrases: list[tuple[str, tuple[int, int] | None]] = (),
             image_size: tuple[int, int] | None = None) -> PairResult:
         """``image_size`` (W, H) of the original image: the result's ``region`` (None: not known)."""
+        methods, notes = self._usable(adapter)
+        rec = adapter.forward(pixel_values, caption, need_mm=self._needs_mm(methods), image_size=image_size)
+        return self._explain(adapter, pixel_values, rec, [rec], [list(phrases)], methods, notes)[0]
+
+    def run_batch(self, adapter, pixel_values: torch.Tensor, captions: list[str],
+                  phrases_per_pair: list[list[tuple[str, tuple[int, int] | None]]],
+                  image_sizes: list[tuple[int, int] | None] | None = None) -> list[PairResult]:
+        """B pairs at once (``pixel_values`` [B, C, H, W]): the same results as ``run`` on each pair.
+
+        One forward for the batch; one backward per caption-level target over the batch (the sum
+        of the B pairs' scores: pairs do not interact, so its gradient at a pair's activations is
+        that pair's own); phrase and word targets likewise summed slot by slot across pairs.
+        Only FLAVA has a batched forward (models/flava_batch.py); other families run ``run``
+        pair by pair here, with the same results and no batching speed-up."""
+        from ..models.flava_batch import forward_batch, supports_batch
+
+        if not len(captions) == len(phrases_per_pair) == pixel_values.shape[0]:
+            raise ValueError(f"{pixel_values.shape[0]} images, {len(captions)} captions and "
+                             f"{len(phrases_per_pair)} phrase lists: one of each per pair")
+        sizes = list(image_sizes) if image_sizes is not None else [None] * len(captions)
+        if not supports_batch(adapter):
+            return [self.run(adapter, pixel_values[b:b + 1], c, p, image_size=s)
+                    for b, (c, p, s) in enumerate(zip(captions, phrases_per_pair, sizes))]
+        methods, notes = self._usable(adapter)
+        batch, views = forward_batch(adapter, pixel_values, captions, need_mm=self._needs_mm(methods),
+                                     image_sizes=sizes)
+        return self._explain(adapter, pixel_values, batch, views, [list(p) for p in phrases_per_pair],
+                             methods, notes)
+
+    def _usable(self, adapter) -> tuple[list[Explainer], list[str]]:
+        """The methods this adapter can run, and a note for each one skipped."""
         notes, methods = [], []
         for m in self.methods:
             target = self.target_of(m)
@@ -110,30 +158,47 @@ class Suite:
                 notes.append(f"{m.name}: skipped, {reason}")
                 continue
             methods.append(m)
-        need_mm = self.caption_target.needs_multimodal or any(m.encoder == "multimodal" for m in methods)
-        rec = adapter.forward(pixel_values, caption, need_mm=need_mm, image_size=image_size)
-        result = PairResult(score=rec.score.item(), itm=None if rec.itm is None else rec.itm.item(),
-                            tokens=rec.tokens, words=rec.words, truncated=rec.truncated, notes=notes,
-                            region=rec.region)
+        return methods, notes
+
+    def _needs_mm(self, methods: list[Explainer]) -> bool:
+        return self.caption_target.needs_multimodal or any(m.encoder == "multimodal" for m in methods)
+
+    def _explain(self, adapter, pixel_values, batch, views, phrases_per_pair, methods, notes) -> list[PairResult]:
+        """Gradients for every pair of ``batch`` (one backward per target kind), then each pair's maps.
+
+        ``views`` are the per-pair records (``[batch]`` itself for one pair)."""
+        results = [PairResult(score=rec.score.item(), itm=None if rec.itm is None else rec.itm.item(),
+                              tokens=rec.tokens, words=rec.words, truncated=rec.truncated, notes=list(notes),
+                              region=rec.region) for rec in views]
 
         # one backward per caption-level target, over the union of the methods' inputs
         grad_methods = [m for m in methods if self.target_of(m) is not None and not m.perturbation]
-        grads: dict[str, list[torch.Tensor]] = {}
+        grads: list[dict[str, list[torch.Tensor]]] = [{} for _ in views]
         for target in {self.target_of(m) for m in grad_methods}:
             users = [m for m in grad_methods if self.target_of(m) == target]
-            grads.update(_grads_per_method(target(rec), users, rec))
+            for mine, new in zip(grads, _pair_grads([target(rec) for rec in views], users, batch, views)):
+                mine.update(new)
 
         # phrases as their own texts: K targets, one batched backward for all image methods
-        phrase_grads: dict[str, list[torch.Tensor]] = {}
         image_grad_methods = [m for m in grad_methods if m.encoder == "image"]
-        if phrases and image_grad_methods:
-            targets = adapter.phrase_scores(rec, [p for p, _ in phrases])
-            phrase_grads = _grads_per_method(targets, image_grad_methods, rec)
+        no_grads = [{} for _ in views]
+        phrase_grads, word_grads = no_grads, no_grads
+        if image_grad_methods and any(phrases_per_pair):
+            targets = [adapter.phrase_scores(rec, [p for p, _ in phrases]) if phrases else rec.score[:0]
+                       for rec, phrases in zip(views, phrases_per_pair)]
+            phrase_grads = _pair_grads(targets, image_grad_methods, batch, views)
         # words in context: the caption's score minus its score without the word, W targets
-        word_grads: dict[str, list[torch.Tensor]] = {}
-        if rec.words and image_grad_methods:
-            word_grads = _grads_per_method(adapter.word_scores(rec), image_grad_methods, rec)
+        if image_grad_methods and any(rec.words for rec in views):
+            targets = [adapter.word_scores(rec) if rec.words else rec.score[:0] for rec in views]
+            word_grads = _pair_grads(targets, image_grad_methods, batch, views)
 
+        for b, rec in enumerate(views):
+            self._maps(adapter, pixel_values[b:b + 1], rec, phrases_per_pair[b], methods, grads[b],
+                       phrase_grads[b], word_grads[b], results[b])
+        return results
+
+    def _maps(self, adapter, pixel_values, rec, phrases, methods, grads, phrase_grads, word_grads, result) -> None:
+        """One pair's maps, every method, from its record and its gradients, into ``result.maps``."""
         gh, gw = rec.grid
         word_groups = rec.word_token_rows()
         content = [t for w in rec.words if not w.is_punctuation for t in w.tokens] or [t for g in word_groups for t in g]
@@ -144,13 +209,15 @@ class Suite:
                     texts = [rec.text_embed.detach()]
                     if phrases:
                         texts.append(adapter.text_embeds([p for p, _ in phrases]).to(texts[0].dtype))
-                    texts.append(adapter.word_ablated_embeds(rec).to(texts[0].dtype))
+                    # a word's target, score(caption) - score(caption without it), is the score of the
+                    # embeddings' difference (scores are linear in the text embedding): its drops are
+                    # the word map, with no subtraction of two nearly equal drops to round away
+                    texts.append(texts[0] - adapter.word_ablated_embeds(rec).to(texts[0].dtype))
                     drops = m.drops(adapter, pixel_values, torch.cat(texts))  # [1+K+W, P]
                     k = len(phrases)
                     caption_map = drops[0]
                     phrase_maps = drops[1:1 + k] if phrases else None
-                    # a word's target is score(caption) - score(caption without it): drops subtract alike
-                    words = drops[0:1] - drops[1 + k:] if rec.words else None
+                    words = drops[1 + k:] if rec.words else None
                 elif m.encoder == "multimodal":
                     token_rows = m.rows(rec, grads.get(m.name))[0]  # [T, P]
                     caption_map = token_rows[content].mean(0)
@@ -178,4 +245,3 @@ class Suite:
                 out.heads = normalise(heads.cpu().numpy())
                 out.layers = normalise(heads.mean(1).cpu().numpy())
             result.maps[m.name] = out
-        return result
