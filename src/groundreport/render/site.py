@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import gc
+import itertools
 import json
 import math
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -28,6 +30,7 @@ from .paths import templates_dir
 PAGE_SIZE = 48         # cards on one page of the gallery
 CARDS_PER_FILE = 250   # cards in one data/cards-NNNN.js file
 PAIRS_PER_TASK = 200   # pair pages one worker process renders per task
+BIG_SITE = 2000        # pair pages from which an old site is removed in the background
 # Without a summary (no boxes to score against) methods are tried in this order; names not
 # listed follow in manifest order. Caption-blind methods always come last, whatever they score:
 # they cannot say anything about a caption.
@@ -285,8 +288,8 @@ def render(report: Path, site: Path) -> dict:
     env.filters["tojson_script"] = _script_json
     site.parent.mkdir(parents=True, exist_ok=True)
     stage = site.parent / f".{site.name}.building"
-    if stage.exists():
-        shutil.rmtree(stage)
+    for leftover in (stage, *site.parent.glob(f".{site.name}.old*")):  # a crash's, or a removal still running
+        _discard(leftover)
     (stage / "assets").mkdir(parents=True)
     (stage / "pairs").mkdir()
     for f in (tdir / "static").iterdir():
@@ -351,17 +354,35 @@ def render(report: Path, site: Path) -> dict:
 
     # swap: old site aside, new site in, old site gone
     old = site.parent / f".{site.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
     if site.exists():
         site.rename(old)
     stage.rename(site)
-    if old.exists():
-        shutil.rmtree(old)
+    _discard(old)
     stages["swap"] = time.perf_counter() - t0 - sum(stages.values())
     return {"pairs": len(pairs), "seconds": time.perf_counter() - t0, "workers": workers,
             "largest_pair_page_bytes": largest, "index_bytes": len(index_html),
             "card_pages": files, "card_data_bytes": data_bytes, "stages": stages}
+
+
+def _discard(path: Path) -> None:
+    """Remove a folder of this renderer's: here and now when small; when it holds a large
+    site (unlinking 20,000 pages took a minute on a busy disk) it is renamed aside and removed
+    by a detached process, so that render returns as soon as the new site is in place."""
+    if not path.exists():
+        return
+    try:
+        with os.scandir(path / "pairs") as it:
+            big = sum(1 for _ in itertools.islice(it, BIG_SITE)) == BIG_SITE
+    except OSError:
+        big = False
+    if not big:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    trash = path.with_name(f"{path.name}.{os.getpid()}-{time.time_ns()}")
+    path.rename(trash)
+    subprocess.Popen([sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)",
+                      str(trash)], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class _NoPool:
