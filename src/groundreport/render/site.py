@@ -7,6 +7,7 @@ crash) never sees half a site. Every link is relative; nothing is fetched from e
 from __future__ import annotations
 
 import base64
+import binascii
 import gc
 import itertools
 import json
@@ -47,7 +48,13 @@ def _quantize(a: np.ndarray) -> np.ndarray:
 
 
 def _b64(q: np.ndarray) -> str:
-    return base64.b64encode(q.tobytes()).decode("ascii")
+    return binascii.b2a_base64(q.tobytes(), newline=False).decode("ascii")
+
+
+def _b64_each(q: np.ndarray) -> list[str]:
+    """One base64 string per map of a stack (the stack's bytes taken once)."""
+    raw, size = q.tobytes(), q[0].size if len(q) else 0
+    return [binascii.b2a_base64(raw[k:k + size], newline=False).decode("ascii") for k in range(0, len(raw), size or 1)]
 
 
 def _script_json(obj) -> str:
@@ -166,9 +173,9 @@ def _pair_data(report: Path, entry: dict, methods: list[dict]) -> dict:
         d = {"caption": _b64(q[keys["caption"]])}
         for level in ("words", "phrases", "layers"):
             if level in keys:
-                d[level] = [_b64(a) for a in q[keys[level]]]
+                d[level] = _b64_each(q[keys[level]])
         if "heads" in keys:
-            d["heads"] = [[_b64(h) for h in layer] for layer in q[keys["heads"]]]
+            d["heads"] = [_b64_each(layer) for layer in q[keys["heads"]]]
         out[m["name"]] = d
     grid = list(arrays[next(iter(arrays))].shape[-2:]) if arrays else [1, 1]
     return {"grid": grid, "maps": out}
