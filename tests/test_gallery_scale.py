@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -111,7 +109,7 @@ def test_pool_and_one_process_write_the_same_site(source, tmp_path, monkeypatch)
         if not list(tmp_path.glob(".one.old*")):
             break
         time.sleep(0.1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "pool", "report"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "pool", "report"]  # no .one.old* left
 
 
 def test_read_maps_equals_np_load(tmp_path):

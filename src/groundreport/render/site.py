@@ -11,7 +11,6 @@ import binascii
 import gc
 import itertools
 import json
-import math
 import multiprocessing
 import os
 import shutil
@@ -54,7 +53,7 @@ def _b64(q: np.ndarray) -> str:
 def _b64_each(q: np.ndarray) -> list[str]:
     """One base64 string per map of a stack (the stack's bytes taken once)."""
     raw, size = q.tobytes(), q[0].size if len(q) else 0
-    return [binascii.b2a_base64(raw[k:k + size], newline=False).decode("ascii") for k in range(0, len(raw), size or 1)]
+    return [binascii.b2a_base64(raw[k * size:(k + 1) * size], newline=False).decode("ascii") for k in range(len(q))]
 
 
 def _script_json(obj) -> str:
@@ -295,7 +294,8 @@ def render(report: Path, site: Path) -> dict:
     env.filters["tojson_script"] = _script_json
     site.parent.mkdir(parents=True, exist_ok=True)
     stage = site.parent / f".{site.name}.building"
-    for leftover in (stage, *site.parent.glob(f".{site.name}.old*")):  # a crash's, or a removal still running
+    # a crash's leftovers, or old sites whose removal was cut short
+    for leftover in (stage, *site.parent.glob(f".{site.name}.old*"), *site.parent.glob(f"{stage.name}.trash-*")):
         _discard(leftover)
     (stage / "assets").mkdir(parents=True)
     (stage / "pairs").mkdir()
@@ -385,7 +385,7 @@ def _discard(path: Path) -> None:
     if not big:
         shutil.rmtree(path, ignore_errors=True)
         return
-    trash = path.with_name(f"{path.name}.{os.getpid()}-{time.time_ns()}")
+    trash = path.with_name(f"{path.name}.trash-{os.getpid()}-{time.time_ns()}")
     path.rename(trash)
     subprocess.Popen([sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)",
                       str(trash)], start_new_session=True, stdin=subprocess.DEVNULL,
