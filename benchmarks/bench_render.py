@@ -32,10 +32,12 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def fabricate(source: Path, dest: Path, n: int, edit=None) -> dict:
+def fabricate(source: Path, dest: Path, n: int, edit=None, captions_per_image: int | None = None) -> dict:
     """Write a report of ``n`` pairs at ``dest`` from ``source``'s pairs, cycled, under new ids.
-    ``edit(i, entry)`` may change a new entry (caption, score, ...) before it is written.
-    Returns the new manifest."""
+    ``captions_per_image``: every that many pairs get images of their own (Flickr30k has 5
+    captions per image), so that the site holds as many image files as a real one would;
+    None: the source's images are shared by all pairs. ``edit(i, entry)`` may change a new
+    entry (caption, score, ...) before it is written. Returns the new manifest."""
     source, dest = Path(source), Path(dest)
     manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
     (dest / "images").mkdir(parents=True)
@@ -53,6 +55,12 @@ def fabricate(source: Path, dest: Path, n: int, edit=None) -> dict:
             if f.name != ENTRY:
                 _link(f, folder / f.name)
         entry = json.loads(texts[k].replace(sid, pid))
+        if captions_per_image:
+            for key in ("image", "thumb"):  # images/<sha>.jpg -> images/<sha>-<image number>.jpg
+                stem, ext = entry[key].rsplit(".", 1)
+                entry[key] = f"{stem}-{i // captions_per_image}.{ext}"
+                if not (dest / entry[key]).exists():
+                    _link(source / srcs[k][key], dest / entry[key])
         if edit is not None:
             edit(i, entry)
         (folder / ENTRY).write_text(json.dumps(entry), encoding="utf-8")
@@ -69,14 +77,20 @@ def _pairs_in(report: Path) -> int | None:
         return None
 
 
-def site_bytes(site: Path) -> int:
-    return sum(p.stat().st_size for p in Path(site).rglob("*") if p.is_file())
+def site_bytes(site: Path) -> dict[str, int]:
+    """Bytes by part of the site (a hard-linked file counts in full: Pages stores a copy)."""
+    parts = {"pair pages": "pairs", "images": "media/images", "card maps": "media/cards", "card data": "data"}
+    out = {name: sum(p.stat().st_size for p in (Path(site) / sub).rglob("*") if p.is_file()) for name, sub in parts.items()}
+    out["the rest"] = sum(p.stat().st_size for p in Path(site).rglob("*") if p.is_file()) - sum(out.values())
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report", type=Path, help="a built report to replicate")
     ap.add_argument("--pairs", type=int, default=20000)
+    ap.add_argument("--captions-per-image", type=int, default=5,
+                    help="pairs that share one image (Flickr30k: 5); 0: all share the source's images")
     ap.add_argument("--keep", type=Path, help="build in this folder and keep it (default: a temp folder)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +99,7 @@ def main() -> None:
         if _pairs_in(big) != a.pairs:  # --keep: a report fabricated before is reused
             shutil.rmtree(big, ignore_errors=True)
             t = time.perf_counter()
-            fabricate(a.report, big, a.pairs)
+            fabricate(a.report, big, a.pairs, captions_per_image=a.captions_per_image or None)
             print(f"fabricated {a.pairs} pairs in {time.perf_counter() - t:.1f} s", flush=True)
         if site.exists():  # time a first render, not the removal of an old site
             shutil.rmtree(site)
@@ -94,8 +108,9 @@ def main() -> None:
         info = render(big, site)
         took, cpu = time.perf_counter() - t, time.process_time() - c
         children = os.times()
-        size = site_bytes(site)
+        parts = site_bytes(site)
     n = info["pairs"]
+    size = sum(parts.values())
     per_pair = size / n
     print(f"render: {n} pairs in {took:.1f} s wall ({1000 * took / n:.2f} ms/pair); "
           f"CPU {cpu:.1f} s here + {children.children_user + children.children_system:.1f} s in workers; "
@@ -105,6 +120,7 @@ def main() -> None:
           f"{info['card_pages']} page files; largest pair page {info['largest_pair_page_bytes']:,} bytes")
     print(f"site {size / 2**20:.1f} MiB = {per_pair / 1024:.1f} KiB per pair; "
           f"GitHub Pages' 1 GB holds {int(PAGES_LIMIT // per_pair):,} such pairs")
+    print("  per pair: " + "; ".join(f"{k} {v / n / 1024:.1f} KiB" for k, v in parts.items()))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shutil
 import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -100,6 +99,17 @@ def test_pool_and_one_process_write_the_same_site(source, tmp_path, monkeypatch)
     b = {p.relative_to(tmp_path / "one"): p for p in (tmp_path / "one").rglob("*") if p.is_file()}
     assert a.keys() == b.keys() and len(a) > 120
     assert all(a[k].read_bytes() == b[k].read_bytes() for k in a if k.suffix != ".svg")
+    # rendered again over a large old site: the new one is in place at once, the old one is
+    # removed by a detached process
+    monkeypatch.setattr(site_mod, "BIG_SITE", 100)
+    (tmp_path / "one" / "marker").write_text("old")
+    render(tmp_path / "report", tmp_path / "one")
+    assert not (tmp_path / "one" / "marker").exists() and len(list((tmp_path / "one" / "pairs").iterdir())) == 120
+    for _ in range(600):
+        if not list(tmp_path.glob(".one.old*")):
+            break
+        time.sleep(0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "pool", "report"]  # no .one.old* left
 
 
 def test_read_maps_equals_np_load(tmp_path):

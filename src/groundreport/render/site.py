@@ -7,11 +7,14 @@ crash) never sees half a site. Every link is relative; nothing is fetched from e
 from __future__ import annotations
 
 import base64
+import binascii
 import gc
+import itertools
 import json
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -28,6 +31,7 @@ from .paths import templates_dir
 PAGE_SIZE = 48         # cards on one page of the gallery
 CARDS_PER_FILE = 250   # cards in one data/cards-NNNN.js file
 PAIRS_PER_TASK = 200   # pair pages one worker process renders per task
+BIG_SITE = 2000        # pair pages from which an old site is removed in the background
 # Without a summary (no boxes to score against) methods are tried in this order; names not
 # listed follow in manifest order. Caption-blind methods always come last, whatever they score:
 # they cannot say anything about a caption.
@@ -44,7 +48,13 @@ def _quantize(a: np.ndarray) -> np.ndarray:
 
 
 def _b64(q: np.ndarray) -> str:
-    return base64.b64encode(q.tobytes()).decode("ascii")
+    return binascii.b2a_base64(q.tobytes(), newline=False).decode("ascii")
+
+
+def _b64_each(q: np.ndarray) -> list[str]:
+    """One base64 string per map of a stack (the stack's bytes taken once)."""
+    raw, size = q.tobytes(), q[0].size if len(q) else 0
+    return [binascii.b2a_base64(raw[k * size:(k + 1) * size], newline=False).decode("ascii") for k in range(len(q))]
 
 
 def _script_json(obj) -> str:
@@ -163,9 +173,9 @@ def _pair_data(report: Path, entry: dict, methods: list[dict]) -> dict:
         d = {"caption": _b64(q[keys["caption"]])}
         for level in ("words", "phrases", "layers"):
             if level in keys:
-                d[level] = [_b64(a) for a in q[keys[level]]]
+                d[level] = _b64_each(q[keys[level]])
         if "heads" in keys:
-            d["heads"] = [[_b64(h) for h in layer] for layer in q[keys["heads"]]]
+            d["heads"] = [_b64_each(layer) for layer in q[keys["heads"]]]
         out[m["name"]] = d
     grid = list(arrays[next(iter(arrays))].shape[-2:]) if arrays else [1, 1]
     return {"grid": grid, "maps": out}
@@ -279,8 +289,9 @@ def render(report: Path, site: Path) -> dict:
     env.filters["tojson_script"] = _script_json
     site.parent.mkdir(parents=True, exist_ok=True)
     stage = site.parent / f".{site.name}.building"
-    if stage.exists():
-        shutil.rmtree(stage)
+    # a crash's leftovers, or old sites whose removal was cut short
+    for leftover in (stage, *site.parent.glob(f".{site.name}.old*"), *site.parent.glob(f"{stage.name}.trash-*")):
+        _discard(leftover)
     (stage / "assets").mkdir(parents=True)
     (stage / "pairs").mkdir()
     for f in (tdir / "static").iterdir():
@@ -350,17 +361,35 @@ def render(report: Path, site: Path) -> dict:
 
     # swap: old site aside, new site in, old site gone
     old = site.parent / f".{site.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
     if site.exists():
         site.rename(old)
     stage.rename(site)
-    if old.exists():
-        shutil.rmtree(old)
+    _discard(old)
     stages["swap"] = time.perf_counter() - t0 - sum(stages.values())
     return {"pairs": len(pairs), "seconds": time.perf_counter() - t0, "workers": workers,
             "largest_pair_page_bytes": largest, "index_bytes": len(index_html),
             "card_pages": files, "card_data_bytes": data_bytes, "stages": stages}
+
+
+def _discard(path: Path) -> None:
+    """Remove a folder of this renderer's: here and now when small; when it holds a large
+    site (unlinking 20,000 pages took a minute on a busy disk) it is renamed aside and removed
+    by a detached process, so that render returns as soon as the new site is in place."""
+    if not path.exists():
+        return
+    try:
+        with os.scandir(path / "pairs") as it:
+            big = sum(1 for _ in itertools.islice(it, BIG_SITE)) == BIG_SITE
+    except OSError:
+        big = False
+    if not big:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    trash = path.with_name(f"{path.name}.trash-{os.getpid()}-{time.time_ns()}")
+    path.rename(trash)
+    subprocess.Popen([sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)",
+                      str(trash)], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class _NoPool:
