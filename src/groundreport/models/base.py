@@ -335,6 +335,15 @@ class Adapter:
         return (image_embed * text_embed).sum(-1)
 
     # -- forward ---------------------------------------------------------------------------
+    def encode_pair(self, pixel_values: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, need_mm: bool = True):
+        """Image, text and (``need_mm``) multimodal encoders in the graph, for one pair or a
+        batch: ``(image side, unit text embeddings, multimodal attentions, ITM logit)``."""
+        with torch.enable_grad():
+            image = self.encode_image(pixel_values)
+            txt = self.encode_text(ids, mask)
+            mm_attn, itm = self.encode_multimodal(image, ids, mask) if need_mm else (None, None)
+        return image, txt, mm_attn, itm
+
     def forward(self, pixel_values: torch.Tensor, caption: str, need_mm: bool = True,
                 image_size: tuple[int, int] | None = None) -> ForwardRecord:
         """One forward pass for one pair, keeping attentions and hidden states in the graph.
@@ -344,10 +353,7 @@ class Adapter:
         full_len = len(self.tokenizer(caption)["input_ids"])
         ids = enc["input_ids"].to(self.device)
         mask = enc["attention_mask"].to(self.device)
-        with torch.enable_grad():
-            image = self.encode_image(pixel_values)
-            txt = self.encode_text(ids, mask)
-            mm_attn, itm = self.encode_multimodal(image, ids, mask) if need_mm else (None, None)
+        image, txt, mm_attn, itm = self.encode_pair(pixel_values, ids, mask, need_mm)
         return ForwardRecord(
             image_hidden=image.hidden, image_norm=image.norm, image_attn=image.attn, mm_attn=mm_attn,
             image_embed=image.embed, text_embed=txt, score=self.score_of(image.embed, txt), itm=itm, grid=self.grid,

@@ -40,10 +40,8 @@ def forward_batch(adapter, pixel_values: torch.Tensor, captions: list[str], need
     enc = adapter.tokenize(captions)
     ids = enc["input_ids"].to(adapter.device)
     mask = enc["attention_mask"].to(adapter.device)
+    image, txt, mm_attn, itm = adapter.encode_pair(pixel_values, ids, mask, need_mm)
     with torch.enable_grad():
-        image = adapter.encode_image(pixel_values)
-        txt = adapter.encode_text(ids, mask)
-        mm_attn, itm = adapter.encode_multimodal(image, ids, mask) if need_mm else (None, None)
         score = adapter.score_of(image.embed, txt)
     batch = ForwardRecord(
         image_hidden=image.hidden, image_norm=image.norm, image_attn=image.attn, mm_attn=mm_attn,
