@@ -162,8 +162,9 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
                 timer.add("waiting for the other ranks", time.perf_counter() - t)
             shards = ranks_group.gather(mine)
             if ranks.is_main:
-                own = sorted((x for shard in shards for x in shard["entries"]), key=lambda x: x[0])
-                own = [e for _, e in own]
+                # every pair's entry.json, whichever rank wrote it: read only now, so that no rank
+                # holds the entries of a long run in memory while it explains
+                own = [_read_entry(report, pid) for _, pid in sorted(x for shard in shards for x in shard["pairs"])]
                 skipped.extend((w, r) for _, w, r in sorted((x for shard in shards for x in shard["skipped"]),
                                                              key=lambda x: x[0]))
                 for e in own:  # entries written before the key existed (the id already hashes the model)
@@ -215,11 +216,11 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
     """This rank's pairs (``(index, pair)``) through one model, explained into report/ or reused from it.
     ``checks``: a ``metrics.checks.FaithfulnessRun`` (``--faithfulness``) or None.
 
-    Returns ``{entries: [(index, entry)], skipped: [(index, item, reason)], reused, batch_size,
+    Returns ``{pairs: [(index, pair id)], skipped: [(index, item, reason)], reused, batch_size,
     batch_notes}``: small and picklable, so that rank 0 can gather every rank's."""
     report = Path(cfg.report)
     settings = cfg.map_settings()
-    slots: dict[int, dict | Future] = {}
+    done: list[tuple[int, str]] = []  # (index, pair id) of every pair explained or reused
     skipped: list[tuple[int, str, str]] = []
     reused = 0
     batcher = Batcher(adapter, suite, cfg.batch_size, timer)
@@ -248,9 +249,9 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
             if isinstance(outcome, str):
                 skipped.append((index, _where(pair), outcome))
             else:
-                slots[index] = writer.submit(_write_pair_entry, report, pair, image, sha, pid, outcome,
-                                             timer, adapter.model_id, extra, ranks.rank)
-                writing.append(slots[index])
+                writing.append(writer.submit(_write_pair_entry, report, pair, image, sha, pid, outcome,
+                                             timer, adapter.model_id, extra, ranks.rank))
+                done.append((index, pid))
             if bar:
                 bar.update(1)
         # a bounded queue of writes: when encoding is slower than explaining, memory stays flat
@@ -271,7 +272,7 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
             if error:
                 skipped.append((index, _where(pair), error))
             elif finished is not None:
-                slots[index] = finished
+                done.append((index, pid))
                 reused += 1
                 if checks is not None:
                     try:
@@ -295,11 +296,20 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
             t_wait = time.perf_counter()
         if pending:
             flush(len(pending))
-        entries = [(i, e.result() if isinstance(e, Future) else e) for i, e in sorted(slots.items())]
+        while writing:
+            writing.popleft().result()  # a failed write raises here
     if bar:
         bar.close()
-    return {"entries": entries, "skipped": skipped, "reused": reused, "batch_size": batcher.size,
+    return {"pairs": done, "skipped": skipped, "reused": reused, "batch_size": batcher.size,
             "batch_notes": batcher.notes}
+
+
+def _read_entry(report: Path, pid: str) -> dict:
+    entry = report_io.finished_entry(report, pid)
+    if entry is None:
+        raise UserError(f"{report}/pairs/{pid}: written during this run but now missing or unreadable "
+                        "(was report/ changed meanwhile?); rerun the same command to redo that pair")
+    return entry
 
 
 def _where(pair: Pair) -> str:
