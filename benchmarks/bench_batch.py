@@ -138,7 +138,8 @@ def bench_model(name, args, sync) -> dict[int, float]:
             if batcher.size != b:
                 print(f"  note: out of memory at batch {b}; it ran at batch {batcher.size}")
     words = statistics.mean(len(c.split()) for c in captions)
-    print(f"\n{name}: {adapter.describe()['grid']} patches, {sum(p.numel() for p in adapter.model.parameters()) / 1e6:.1f} M "
+    params = sum(p.numel() for p in adapter.model.parameters()) / 1e6
+    print(f"\n{name}: {adapter.describe()['grid']} patches, {params:.1f} M "
           f"parameters, captions of {words:.1f} words, {flops / 1e9:.1f} GFLOP per pair (batch 1), "
           f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB")
     for b in batches:

@@ -186,7 +186,8 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         return None
 
     if not entries:
-        raise UserError(f"no pair could be explained ({len(skipped)} skipped; first: {skipped[0][1] if skipped else '-'})")
+        first = skipped[0][1] if skipped else "-"
+        raise UserError(f"no pair could be explained ({len(skipped)} skipped; first: {first})")
     skipped[:] = list(dict.fromkeys(skipped))  # an unreadable image is skipped once, not once per model
     first = models[0]
     manifest = {

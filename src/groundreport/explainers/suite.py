@@ -80,7 +80,8 @@ def _grads_per_method(targets: torch.Tensor, methods: list[Explainer], rec) -> d
     return out
 
 
-def _pair_grads(targets: list[torch.Tensor], methods: list[Explainer], batch, views) -> list[dict[str, list[torch.Tensor]]]:
+def _pair_grads(targets: list[torch.Tensor], methods: list[Explainer], batch,
+                views) -> list[dict[str, list[torch.Tensor]]]:
     """Each pair's ``[K_b]`` targets -> each pair's gradients, as ``_grads_per_method`` gives them.
 
     Slot j is the sum over pairs of each pair's j-th target: pairs do not interact, so its
