@@ -186,8 +186,8 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         return None
 
     if not entries:
-        first = skipped[0][1] if skipped else "-"
-        raise UserError(f"no pair could be explained ({len(skipped)} skipped; first: {first})")
+        where = skipped[0][1] if skipped else "-"
+        raise UserError(f"no pair could be explained ({len(skipped)} skipped; first: {where})")
     skipped[:] = list(dict.fromkeys(skipped))  # an unreadable image is skipped once, not once per model
     first = models[0]
     manifest = {
