@@ -213,11 +213,12 @@ def demo_train(
     threads: int = typer.Option(2),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     split: str = typer.Option("test", help="Held-out scenes to score it on: test, or val."),
+    family: str = typer.Option("flava", help="flava (the 'demo' model) or clip (the 'demo-clip' model)."),
 ):
-    """Train the demo FLAVA from scratch on synthetic scenes (captions only, no boxes)."""
+    """Train a demo model from scratch on synthetic scenes (captions only, no boxes)."""
     from .commands import demo_train as command
 
-    _call(command.run, out, minutes, steps, seed, threads, device, split, _methods(ALL_METHODS))
+    _call(command.run, out, minutes, steps, seed, threads, device, split, _methods(ALL_METHODS), family)
 
 
 def _interrupted(signum, frame):

@@ -44,3 +44,53 @@ def demo_processor(image_size: int = IMAGE_SIZE):
     tokenizer = BertTokenizer(vocab=demo_vocab(), model_max_length=64)
     size = {"height": image_size, "width": image_size}
     return FlavaProcessor(image_processor=FlavaImageProcessorPil(size=size, crop_size=size), tokenizer=tokenizer)
+
+
+# -- the second demo model: a small CLIP (two towers, no multimodal encoder) -----------------------
+def demo_clip_tokenizer():
+    """CLIP's byte-pair tokenizer over single letters, each demo word merged left to right into
+    one token (so any lower-case word still tokenizes, the demo words as one token each)."""
+    from transformers import CLIPTokenizer
+
+    vocab: dict[str, int] = {}
+    for t in ["<|startoftext|>", "<|endoftext|>"] + [c + end for c in "abcdefghijklmnopqrstuvwxyz,"
+                                                     for end in ("", "</w>")]:
+        vocab.setdefault(t, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for w in sorted(WORDS, key=len, reverse=True):  # a longer word's merges first: "and" must not split "orange"
+        cur = w[0] if len(w) > 1 else w + "</w>"
+        for i, ch in enumerate(w[1:], start=1):
+            piece = ch + ("</w>" if i == len(w) - 1 else "")
+            if (cur, piece) not in merges:
+                merges.append((cur, piece))
+            cur += piece
+            vocab.setdefault(cur, len(vocab))
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=64)
+    assert all(len(tok.tokenize(w)) == 1 for w in WORDS), "a demo word is split"
+    return tok
+
+
+def demo_clip_config(tokenizer, hidden: int = 128, heads: int = 4, mlp: int = 512, image_layers: int = 4,
+                     text_layers: int = 2, image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE):
+    from transformers import CLIPConfig
+
+    common = dict(hidden_size=hidden, num_attention_heads=heads, intermediate_size=mlp)
+    return CLIPConfig(
+        text_config=dict(common, num_hidden_layers=text_layers, vocab_size=len(tokenizer),
+                         max_position_embeddings=64, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(common, num_hidden_layers=image_layers, image_size=image_size, patch_size=patch_size),
+        projection_dim=hidden,
+        architectures=["CLIPModel"],
+    )
+
+
+def demo_clip_processor(image_size: int = IMAGE_SIZE):
+    """CLIP's own preprocessing: the short side to ``image_size``, then a centre crop (a user's
+    non-square picture is cropped, as real CLIP checkpoints crop it)."""
+    from transformers import CLIPProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    return CLIPProcessor(image_processor=CLIPImageProcessorPil(size={"shortest_edge": image_size},
+                                                            crop_size={"height": image_size, "width": image_size}),
+                         tokenizer=demo_clip_tokenizer())

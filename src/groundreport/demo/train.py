@@ -52,6 +52,7 @@ class TrainSettings:
     varied_drawing: bool = False  # draw training scenes with varied size, rotation, shade, blur, noise, JPEG
     image_size: int = IMAGE_SIZE  # model input; tried 96 (with 8 px patches, a 12x12 grid)
     patch_size: int = PATCH_SIZE  # ViT patch side in model-input pixels
+    family: str = "flava"  # or "clip": the second demo model (two towers; no ITM, no MMM)
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # CUDA when present; the random draws stay on the CPU either way
@@ -127,21 +128,109 @@ def _mmm_loss(model, image_out, enc, b: int, content_ids, tok, rng):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
+class _FlavaTowers:
+    """The demo FLAVA: contrastive and phrase losses on its two encoders, ITM (and MMM when
+    weighted) on its multimodal encoder."""
+
+    def __init__(self, settings: TrainSettings, dev, tok):
+        from transformers import FlavaForPreTraining
+
+        from .model_spec import demo_config
+
+        self.settings, self.tok = settings, tok
+        # initialised on the CPU, so seeded alike on every device
+        self.model = FlavaForPreTraining(demo_config(image_size=settings.image_size,
+                                                     patch_size=settings.patch_size)).to(dev)
+        heads = ("flava.", "itm_head.") + (("mmm_text_head.",) if settings.mmm_loss_weight > 0 else ())
+        self.params = [p for n, p in self.model.named_parameters() if n.startswith(heads)]
+        self.logit_scale = self.model.flava.logit_scale
+        self.content_ids = {tok.convert_tokens_to_ids(w) for w in (*COLOURS, *SHAPES)}
+
+    def image(self, pixels):
+        from ..models.flava_parts import encode_image, image_embedding
+
+        out = encode_image(self.model.flava, pixels)
+        return out, image_embedding(self.model.flava, out)
+
+    def text(self, ids, mask):
+        from ..models.flava_parts import encode_text, text_embedding
+
+        out = encode_text(self.model.flava, ids, mask)
+        return out, text_embedding(self.model.flava, out)
+
+    def extra_losses(self, image_out, text_out, enc, b: int, rng) -> tuple[object, str]:
+        """ITM on the first ``itm_pairs`` images with their caption (row i) and its hard negative
+        (row b + i); MMM when weighted. Returns (weighted loss, a log fragment)."""
+        import torch
+        import torch.nn.functional as F
+
+        from ..models.flava_parts import encode_multimodal, itm_logit
+
+        s, dev = self.settings, image_out.last_hidden_state.device
+        m = min(s.itm_pairs, b)
+        rows = torch.tensor(list(range(m)) + [b + i for i in range(m)], device=dev)
+        img_states = image_out.hidden_states[-1][:m].repeat(2, 1, 1)
+        mm_out = encode_multimodal(self.model.flava, img_states, text_out.hidden_states[-1][rows],
+                                   enc["attention_mask"][rows])
+        itm = itm_logit(self.model.itm_head, mm_out)
+        itm_target = torch.cat([torch.ones(m), torch.zeros(m)]).to(dev)
+        loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
+        loss = s.itm_loss_weight * loss_itm
+        itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
+        note = f"itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f}"
+        if s.mmm_loss_weight > 0:
+            loss_mmm = _mmm_loss(self.model, image_out, enc, b, self.content_ids, self.tok, rng)
+            loss = loss + s.mmm_loss_weight * loss_mmm
+            note += f" mmm {loss_mmm.item():.3f}"
+        return loss, note
+
+
+class _ClipTowers:
+    """The demo CLIP: the same contrastive and phrase losses, on its two towers only."""
+
+    def __init__(self, settings: TrainSettings, dev, tok):
+        from transformers import CLIPModel
+
+        from .model_spec import demo_clip_config
+
+        self.model = CLIPModel(demo_clip_config(tok, image_size=settings.image_size,
+                                                patch_size=settings.patch_size)).to(dev)
+        self.params = list(self.model.parameters())
+        self.logit_scale = self.model.logit_scale
+
+    def image(self, pixels):
+        import torch.nn.functional as F
+
+        out = self.model.vision_model(pixel_values=pixels)
+        return out, F.normalize(self.model.visual_projection(out.pooler_output), dim=-1)
+
+    def text(self, ids, mask):
+        import torch.nn.functional as F
+
+        out = self.model.text_model(input_ids=ids, attention_mask=mask)
+        return out, F.normalize(self.model.text_projection(out.pooler_output), dim=-1)
+
+    def extra_losses(self, image_out, text_out, enc, b: int, rng) -> tuple[object, str]:
+        return 0.0, ""
+
+
+FAMILIES = {"flava": _FlavaTowers, "clip": _ClipTowers}
+
+
 def train(settings: TrainSettings, log=print) -> dict:
     import torch
     import torch.nn.functional as F
-    from transformers import FlavaForPreTraining
 
     from ..models.base import resolve_device
-    from ..models.flava_parts import (encode_image, encode_multimodal, encode_text, image_embedding,
-                                      itm_logit, text_embedding)
-    from .model_spec import demo_config, demo_processor
+    from .model_spec import demo_clip_processor, demo_processor
 
+    if settings.family not in FAMILIES:
+        raise ValueError(f"unknown family {settings.family!r}; choose {', '.join(FAMILIES)}")
     dev = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     rng = random.Random(settings.seed)
-    processor = demo_processor(settings.image_size)
+    processor = (demo_processor if settings.family == "flava" else demo_clip_processor)(settings.image_size)
     tok = processor.tokenizer
     mean = torch.tensor(processor.image_processor.image_mean, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_processor.image_std, device=dev).view(1, 3, 1, 1)
@@ -151,15 +240,13 @@ def train(settings: TrainSettings, log=print) -> dict:
                                   varied=settings.varied_drawing)
     n_pool = len(pool)
     pool_t = torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous()
-    log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training on {dev}")
+    log(f"rendered {len(pool)} training scenes in {time.time() - t0:.0f}s; training a demo {settings.family} on {dev}")
 
-    model = FlavaForPreTraining(demo_config(image_size=settings.image_size, patch_size=settings.patch_size)).to(dev)  # initialised on the CPU, so seeded alike
-    flava = model.flava
+    towers = FAMILIES[settings.family](settings, dev, tok)
+    model = towers.model
     phrase_scale = torch.nn.Parameter(torch.tensor(math.log(10.0), device=dev))
     phrase_bias = torch.nn.Parameter(torch.tensor(-3.0, device=dev))
-    heads = ("flava.", "itm_head.") + (("mmm_text_head.",) if settings.mmm_loss_weight > 0 else ())
-    params = [p for n, p in model.named_parameters() if n.startswith(heads)] + [phrase_scale, phrase_bias]
-    content_ids = {tok.convert_tokens_to_ids(w) for w in (*COLOURS, *SHAPES)}
+    params = towers.params + [phrase_scale, phrase_bias]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
@@ -194,12 +281,10 @@ def train(settings: TrainSettings, log=print) -> dict:
         enc = tok(captions, padding=True, return_tensors="pt").to(dev)
         pixels = to_pixels(idx)
 
-        image_out = encode_image(flava, pixels)
-        text_out = encode_text(flava, enc["input_ids"], enc["attention_mask"])
-        img = image_embedding(flava, image_out)
-        txt = text_embedding(flava, text_out)
+        image_out, img = towers.image(pixels)
+        text_out, txt = towers.text(enc["input_ids"], enc["attention_mask"])
         b = settings.batch_size
-        scale = flava.logit_scale.exp().clamp(max=100)
+        scale = towers.logit_scale.exp().clamp(max=100)
         # a caption "matches" an image when every object it names is in that image
         scene_hot = torch.from_numpy(np.stack([multi_hot(pool_objs[i]) for i in idx.tolist()]))
         cap_hot = torch.from_numpy(np.stack([multi_hot(o) for o in pos_objs + neg_objs]))
@@ -213,22 +298,12 @@ def train(settings: TrainSettings, log=print) -> dict:
         target = torch.arange(b, device=dev)
         loss_con = (F.cross_entropy(logits_i2t, target) + F.cross_entropy(logits_t2i, target)) / 2
 
-        ph = text_embedding(flava, encode_text(flava, phrase_tokens["input_ids"], phrase_tokens["attention_mask"]))
+        _, ph = towers.text(phrase_tokens["input_ids"], phrase_tokens["attention_mask"])
         ph_logits = phrase_scale.exp() * img @ ph.T + phrase_bias
         loss_phrase = F.binary_cross_entropy_with_logits(ph_logits, scene_hot)
 
-        # ITM: m images with their own caption and with their hard negative (text row b + i)
-        m = min(settings.itm_pairs, b)
-        rows = torch.tensor(list(range(m)) + [b + i for i in range(m)], device=dev)
-        img_states = image_out.hidden_states[-1][:m].repeat(2, 1, 1)
-        mm_out = encode_multimodal(flava, img_states, text_out.hidden_states[-1][rows], enc["attention_mask"][rows])
-        itm = itm_logit(model.itm_head, mm_out)
-        itm_target = torch.cat([torch.ones(m), torch.zeros(m)]).to(dev)
-        loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
-
-        loss = loss_con + settings.phrase_loss_weight * loss_phrase + settings.itm_loss_weight * loss_itm
-        if settings.mmm_loss_weight > 0:
-            loss = loss + settings.mmm_loss_weight * _mmm_loss(model, image_out, enc, b, content_ids, tok, rng)
+        loss_extra, note = towers.extra_losses(image_out, text_out, enc, b, rng)
+        loss = loss_con + settings.phrase_loss_weight * loss_phrase + loss_extra
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -241,10 +316,8 @@ def train(settings: TrainSettings, log=print) -> dict:
             g["lr"] = settings.lr * lr_factor
         opt.step()
         if step % 100 == 0:
-            itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
-                f"phrase {loss_phrase.item():.3f} itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f} "
-                f"scale {scale.item():.1f}")
+                f"phrase {loss_phrase.item():.3f} {note} scale {scale.item():.1f}".replace("  ", " "))
     if settings.steps is not None and step < settings.steps:
         log(f"warning: the {settings.minutes:g}-minute cap stopped the run at step {step} of {settings.steps}, "
             "before its schedule ended; these weights are not what the seed and step count give")

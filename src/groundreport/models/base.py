@@ -126,8 +126,12 @@ class ImageSide:
 
 
 # -- loading helpers ------------------------------------------------------------------------------
-def bundled_demo_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "demo" / "weights"
+BUNDLED_MODELS = {"demo": "weights", "demo-clip": "weights-clip"}  # --model name -> folder in demo/
+
+
+def bundled_demo_path(name: str = "demo") -> Path:
+    """The folder of a bundled demo model: ``demo`` (the small FLAVA) or ``demo-clip``."""
+    return Path(__file__).resolve().parent.parent / "demo" / BUNDLED_MODELS[name]
 
 
 def weights_hash(path: Path) -> str:
@@ -187,7 +191,7 @@ def open_checkpoint(name: str, device: str = "auto", dtype: str = "fp32", offlin
     dev = resolve_device(device)
     if dtype == "fp16" and dev.type == "cpu":
         raise UserError("--dtype fp16 needs a GPU; on CPU use fp32 or bf16")
-    source = str(bundled_demo_path()) if name == "demo" else name
+    source = str(bundled_demo_path(name)) if name in BUNDLED_MODELS else name
     local = Path(source).expanduser()
     if local.exists() and not (local / "config.json").is_file():
         raise UserError(f"{local}: not a model folder (no config.json; expected the save_pretrained layout)")
