@@ -118,3 +118,29 @@ def test_varied_drawing_is_seeded_and_keeps_the_image_size():
     a, b, c = vary_drawing(img, 3), vary_drawing(img, 3), vary_drawing(img, 4)
     assert a.size == img.size and np.array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_the_clip_family_trains_a_clip_that_loads_and_reads_demo_words_as_one_token(tmp_path):
+    from safetensors.torch import load_file
+
+    from groundreport.demo.model_spec import WORDS
+    from groundreport.models import load_adapter
+    from groundreport.models.clip import ClipAdapter
+
+    _tiny_run(tmp_path / "a", family="clip")
+    _tiny_run(tmp_path / "b", family="clip")
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in "ab")
+    assert all(a[k].equal(b[k]) for k in a)  # seeded
+    adapter = load_adapter(str(tmp_path / "a"), device="cpu", offline=True)
+    assert isinstance(adapter, ClipAdapter) and adapter.grid == (8, 8)
+    assert all(len(adapter.tokenizer.tokenize(w)) == 1 for w in WORDS)
+    assert adapter.tokenizer.tokenize("orange")[0].startswith("orange")  # "an" must not split it
+    # CLIP's own preprocessing: the short side resized, then a centre crop
+    assert adapter.region((128, 64)) == (32.0, 0.0, 96.0, 64.0)
+
+
+def test_an_unknown_family_is_refused(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown family"):
+        _tiny_run(tmp_path / "x", family="siglip")

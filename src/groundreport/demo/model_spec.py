@@ -53,8 +53,10 @@ def demo_clip_tokenizer():
     from transformers import CLIPTokenizer
 
     vocab: dict[str, int] = {}
-    for t in ["<|startoftext|>", "<|endoftext|>"] + [c + end for c in "abcdefghijklmnopqrstuvwxyz,"
-                                                     for end in ("", "</w>")]:
+    # an unknown token of its own: CLIP's default one is <|endoftext|>, where the text tower
+    # pools, so one odd character would cut the caption there
+    for t in ["<|startoftext|>", "<|endoftext|>", "<|unk|>"] + [
+            c + end for c in "abcdefghijklmnopqrstuvwxyz0123456789,.'-!?:;\"()&/" for end in ("", "</w>")]:
         vocab.setdefault(t, len(vocab))
     merges: list[tuple[str, str]] = []
     for w in sorted(WORDS, key=len, reverse=True):  # a longer word's merges first: "and" must not split "orange"
@@ -65,7 +67,7 @@ def demo_clip_tokenizer():
                 merges.append((cur, piece))
             cur += piece
             vocab.setdefault(cur, len(vocab))
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=64)
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=64, unk_token="<|unk|>")
     assert all(len(tok.tokenize(w)) == 1 for w in WORDS), "a demo word is split"
     return tok
 
