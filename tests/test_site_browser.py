@@ -349,14 +349,16 @@ def test_words_are_matched_by_span_not_index():
 @pytest.fixture(scope="module")
 def compared(tiny_model_dir, tiny_clip_dir, tmp_path_factory):
     """One report, two models: the tiny FLAVA (no crop) and the tiny CLIP (centre crop, no
-    multimodal encoder); one caption whose words the two tokenizers split differently ("dog's",
-    "42"), its phrase an object of the image (e.g. "green circle")."""
+    multimodal encoder); one caption whose words the two tokenizers split differently (",," one
+    word for CLIP, two for BERT; "42" two for CLIP), its phrase an object of the image (e.g.
+    "green circle"). The digits come last: the tiny CLIP's vocabulary lacks them, so they become
+    its unknown token, which is its end-of-text token, where CLIP pools the caption."""
     root = tmp_path_factory.mktemp("compare")
     scenes = write_scene_images(root / "imgs", 2, "png")
     lines = [{"image": f"imgs/img{i}.png", "caption": s.caption,
               "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
     thing = scenes[0].objects[0]
-    dog = f"the dog's {thing.phrase}, 42 jackets"
+    dog = f"the dog,, {thing.phrase} and jackets 42"
     lines.append({"image": "imgs/img0.png", "caption": dog, "phrases": [{"text": thing.phrase, "boxes": [list(thing.box)]}]})
     (root / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     res = CliRunner().invoke(app, ["build", "--captions", str(root / "d.jsonl"), "--model", str(tiny_model_dir),
@@ -394,7 +396,7 @@ def test_models_side_by_side(browser, compared):
 
     page.check('#methods input[value="relevancy"]')
     caption_maps = [c["map"] for c in _columns(page)]
-    word = next(w for w in flava["words"] if w["span"][0] == len("the dog's "))  # the phrase's first word
+    word = next(w for w in flava["words"] if w["span"][0] == len("the dog,, "))  # the phrase's first word
     page.locator(f'.chip[data-kind="words"][data-index="{flava["words"].index(word)}"]').click()
     cols = _columns(page)
     want = [_word_map(report, e, "relevancy", word["span"]) for e in (flava, clip)]
@@ -431,6 +433,11 @@ def test_models_side_by_side(browser, compared):
         arr = read_maps(report, e)[e["maps"]["keys"]["gradcam"]["phrases"]][0]
         assert c["map"] == _b64(_quantize(arr))
         assert ("hit" if e["phrases"][0]["scores"]["gradcam"]["pointing"] else "miss") in c["verdict"]
+    # CLIP's processor centre-crops: its map covers the crop; around it, the "not seen" shade
+    corner, middle = (page.locator("#compare .col").nth(1).locator("canvas").evaluate(
+        f"c => Array.from(c.getContext('2d').getImageData({x}, {x}, 1, 1).data)") for x in (2, 128))
+    assert corner == [0, 0, 0, round(255 * (1 - 0.35))] and middle != corner
+    assert clip["maps"]["region"] != [0, 0, clip["width"], clip["height"]]
     page.locator("#compare").screenshot(path="/tmp/compare.png")
 
     # each column links to its model's own page, where that model comes first
@@ -440,7 +447,18 @@ def test_models_side_by_side(browser, compared):
         link.click()
     assert [c["model"] for c in _columns(page)] == [clip_id, flava_id]
     assert page.locator('#methods input[value="mm-relevancy"]').count() == 0
+    # ... and its methods carry its own scores, not the first model's
+    shown = dict(page.locator("#methods label").evaluate_all(
+        "ls => ls.map(l => [l.querySelector('input').value, l.querySelector('.num').dataset.phrases])"))
+    own, first = ({n: f"{v['pointing']:.2f}" for n, v in m["summary"]["methods"].items() if n in shown}
+                  for m in man["models"][::-1])
+    assert shown == own and own != first
     assert ev["errors"] == [] and ev["failed"] == [] and ev["external"] == []
+
+    narrow = browser.new_page(viewport={"width": 390, "height": 800})
+    narrow.goto((site / "pairs" / f"{flava['id']}.html").as_uri())
+    assert narrow.evaluate("document.scrollingElement.scrollWidth") <= 390  # the columns wrap
+    narrow.close()
 
     # the index: a score table per model, each with that model's own numbers
     index, ev = _open(browser, (site / "index.html").as_uri())
