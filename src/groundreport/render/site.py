@@ -215,7 +215,7 @@ def model_siblings(pairs: list[dict]) -> list[list[int]]:
             o, m = pairs[j], pairs[j].get("model")
             if m == e.get("model"):
                 continue
-            if m not in best or (o["caption_index"] == e["caption_index"] != pairs[best[m]]["caption_index"]):
+            if m not in best or (o.get("caption_index") == e.get("caption_index") != pairs[best[m]].get("caption_index")):
                 best[m] = j
         out.append(sorted(best.values(), key=lambda j: order[pairs[j].get("model")]))
     return out
