@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from groundreport.demo.scenes import make_scene
+from groundreport.demo.scenes import COLOURS, SHAPES, make_scene
 
 WORDS = ["a", "an", "the", "and", ",", "in", "red", "green", "blue", "yellow", "purple", "orange",
          "circle", "square", "triangle", "star", "cross", "man", "dog", "jack", "##et", "<", ">", "/", "script"]
@@ -35,6 +35,49 @@ def _tiny(path: Path, pretraining: bool, seed: int = 0) -> Path:
     model.save_pretrained(path)
     proc.save_pretrained(path)
     return path
+
+
+# the adapters' tiny checkpoints (tests/test_adapters.py) share these; the CLIP one lives here
+# because the browser tests also build a report with it
+ADAPTER_WORDS = sorted({"a", "an", "the", "and", "in", "of", "photo", "man", "dog", "jacket", *COLOURS, *SHAPES})
+ADAPTER_COMMON = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, num_hidden_layers=2)
+
+
+def tiny_clip(path: Path) -> Path:
+    """Short side to 40, centre crop 32 x 32; BPE vocab: single letters, then each word merged
+    left to right (so any lower-case word tokenizes, known words as one token)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    vocab: dict[str, int] = {}
+    for t in ["<|startoftext|>", "<|endoftext|>", ",", ",</w>"] + [
+            c + end for c in "abcdefghijklmnopqrstuvwxyz" for end in ("", "</w>")]:
+        vocab.setdefault(t, len(vocab))
+    merges = []
+    for w in ADAPTER_WORDS:
+        cur = w[0] if len(w) > 1 else w + "</w>"
+        for i, ch in enumerate(w[1:], start=1):
+            piece = ch + ("</w>" if i == len(w) - 1 else "")
+            if (cur, piece) not in merges:
+                merges.append((cur, piece))
+            cur += piece
+            vocab.setdefault(cur, len(vocab))
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16)
+    torch.manual_seed(0)
+    common = ADAPTER_COMMON
+    cfg = CLIPConfig(text_config=dict(common, vocab_size=len(vocab), max_position_embeddings=16,
+                                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                      pad_token_id=tok.pad_token_id),
+                     vision_config=dict(common, image_size=32, patch_size=8), projection_dim=16)
+    CLIPModel(cfg).eval().save_pretrained(path)
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=tok).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    return tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 
 @pytest.fixture(scope="session")

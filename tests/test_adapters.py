@@ -2,8 +2,8 @@
 here, saved with save_pretrained and loaded back through ``load_adapter`` / ``from_pretrained``.
 
 Tokenizers are built offline: CLIP's byte-level BPE from a hand-written vocab and merge list
-(``CLIPTokenizer(vocab=..., merges=...)``); SigLIP's sentencepiece tokenizer cannot be built
-without a trained model file, so a ``PreTrainedTokenizerFast`` over a ``tokenizers`` WordLevel
+(``CLIPTokenizer(vocab=..., merges=...)``, in conftest.tiny_clip); SigLIP's sentencepiece
+tokenizer cannot be built without a trained model file, so a ``PreTrainedTokenizerFast`` over a ``tokenizers`` WordLevel
 model stands in (saved as tokenizer.json; ``AutoProcessor`` loads it into a ``SiglipProcessor``);
 BLIP's is a ``BertTokenizer`` over a small vocab, as the FLAVA fixtures use.
 
@@ -27,52 +27,21 @@ import torch
 from typer.testing import CliRunner
 
 from groundreport.cli import app
-from groundreport.demo.scenes import COLOURS, SHAPES, make_scene
+from groundreport.demo.scenes import COLOURS, make_scene
 from groundreport.errors import UserError
 from groundreport.explainers import REGISTRY, make_methods
 from groundreport.explainers.normalise import normalise
 from groundreport.explainers.suite import Suite
 from groundreport.metrics.grounding import score_map
 from groundreport.models import load_adapter
+from conftest import ADAPTER_COMMON as COMMON, ADAPTER_WORDS as WORDS, tiny_clip
 
-WORDS = sorted({"a", "an", "the", "and", "in", "of", "photo", "man", "dog", "jacket", *COLOURS, *SHAPES})
-COMMON = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, num_hidden_layers=2)
 CAPTION_A = "a red circle and a blue square"
 CAPTION_B = "the man in the green jacket"
 FAMILIES = ["clip", "siglip", "blip"]
 
 
 # -- tiny checkpoints ------------------------------------------------------------------------
-def _clip(path: Path) -> Path:
-    """Short side to 40, centre crop 32 x 32; BPE vocab: single letters, then each word merged
-    left to right (so any lower-case word tokenizes, known words as one token)."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    vocab: dict[str, int] = {}
-    for t in ["<|startoftext|>", "<|endoftext|>", ",", ",</w>"] + [
-            c + end for c in "abcdefghijklmnopqrstuvwxyz" for end in ("", "</w>")]:
-        vocab.setdefault(t, len(vocab))
-    merges = []
-    for w in WORDS:
-        cur = w[0] if len(w) > 1 else w + "</w>"
-        for i, ch in enumerate(w[1:], start=1):
-            piece = ch + ("</w>" if i == len(w) - 1 else "")
-            if (cur, piece) not in merges:
-                merges.append((cur, piece))
-            cur += piece
-            vocab.setdefault(cur, len(vocab))
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16)
-    torch.manual_seed(0)
-    cfg = CLIPConfig(text_config=dict(COMMON, vocab_size=len(vocab), max_position_embeddings=16,
-                                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                      pad_token_id=tok.pad_token_id),
-                     vision_config=dict(COMMON, image_size=32, patch_size=8), projection_dim=16)
-    CLIPModel(cfg).eval().save_pretrained(path)
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}),
-                  tokenizer=tok).save_pretrained(path)
-    return path
-
-
 def _siglip(path: Path) -> Path:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import (PreTrainedTokenizerFast, SiglipConfig, SiglipImageProcessor, SiglipModel,
@@ -115,7 +84,7 @@ def _blip(path: Path) -> Path:
     return path
 
 
-BUILDERS = {"clip": _clip, "siglip": _siglip, "blip": _blip}
+BUILDERS = {"clip": tiny_clip, "siglip": _siglip, "blip": _blip}
 
 
 @pytest.fixture(scope="module")

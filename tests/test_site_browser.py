@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from groundreport.cli import app
-from groundreport.render.site import render
+from groundreport.render.site import _b64, _quantize, match_words, model_siblings, render
+from groundreport.report import read_maps
 from conftest import write_scene_images
 
 CHROMIUM = "/usr/bin/chromium"
@@ -125,6 +126,7 @@ def test_pair_page_word_chip_changes_the_map(browser, site):
     index, _ = _open(browser, (site / "index.html").as_uri())
     href = index.locator(".card a").first.get_attribute("href")
     page, ev = _open(browser, (site / href).as_uri())
+    assert page.locator("#compare").count() == 0  # one model: no comparison panel
     page.check('#methods input[value="mm-relevancy"]')
     before = page.eval_on_selector("#heat", "c => c.toDataURL()")
     page.locator('.chip[data-kind="words"]').nth(1).click()
@@ -305,3 +307,166 @@ def test_extreme_aspect_ratio_is_readable(browser, crafted, size):
     assert page.locator(".view .hint").is_visible()
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 1280
     page.close()
+
+
+# --- models side by side: one report of a tiny FLAVA and a tiny CLIP (conftest.tiny_clip)
+
+def _entry(model, image, caption, caption_index=0, words=()):
+    return {"model": model, "image": image, "caption": caption, "caption_index": caption_index,
+            "words": [{"text": t, "span": list(sp)} for t, sp in words]}
+
+
+def test_siblings_are_other_models_on_the_same_image_and_caption():
+    pairs = [_entry("flava", "images/aaa.jpg", "a red star"),           # 0
+             _entry("clip", "images/aaa.jpg", "a red star"),            # 1: 0's twin
+             _entry("flava", "images/bbb.jpg", "a red star"),           # 2: another image
+             _entry("clip", "images/aaa.jpg", "a blue star", 1),        # 3: another caption
+             _entry("siglip", "images/aaa.jpg", "a red star"),          # 4
+             _entry("siglip", "images/aaa.jpg", "a red star", 2),       # 5: sampled again, other index
+             _entry("flava", "images/aaa.jpg", "a red star", 2)]        # 6
+    sib = model_siblings(pairs)
+    assert sib[0] == [1, 4]        # one per other model, in the models' order
+    assert sib[1] == [0, 4]
+    assert sib[6] == [1, 5]        # of a model's two pairs, the one of the same caption index
+    assert sib[2] == [] and sib[3] == []
+    assert model_siblings(pairs[:1]) == [[]]
+
+
+# "the dog's red star, 42 jackets": BERT (FLAVA) and CLIP's BPE split it differently
+FLAVA_WORDS = [("the", (0, 3)), ("dog", (4, 7)), ("'", (7, 8)), ("s", (8, 9)), ("red", (10, 13)),
+               ("star", (14, 18)), (",", (18, 19)), ("42", (20, 22)), ("jackets", (23, 30))]
+CLIP_WORDS = [("the", (0, 3)), ("dog", (4, 7)), ("'s", (7, 9)), ("red", (10, 13)), ("star", (14, 18)),
+              (",", (18, 19)), ("4", (20, 21)), ("2", (21, 22)), ("jackets", (23, 30))]
+
+
+def test_words_are_matched_by_span_not_index():
+    flava = _entry("flava", "i", "the dog's red star, 42 jackets", words=FLAVA_WORDS)["words"]
+    clip = _entry("clip", "i", "the dog's red star, 42 jackets", words=CLIP_WORDS)["words"]
+    assert match_words(flava, clip) == [0, 1, None, None, 3, 4, 5, None, 8]
+    assert match_words(clip, flava) == [0, 1, None, 4, 5, 6, None, None, 8]
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_model_dir, tiny_clip_dir, tmp_path_factory):
+    """One report, two models: the tiny FLAVA (no crop) and the tiny CLIP (centre crop, no
+    multimodal encoder); one caption whose words the two tokenizers split differently (",," one
+    word for CLIP, two for BERT; "42" two for CLIP), its phrase an object of the image (e.g.
+    "green circle"). The digits come last: the tiny CLIP's vocabulary lacks them, so they become
+    its unknown token, which is its end-of-text token, where CLIP pools the caption."""
+    root = tmp_path_factory.mktemp("compare")
+    scenes = write_scene_images(root / "imgs", 2, "png")
+    lines = [{"image": f"imgs/img{i}.png", "caption": s.caption,
+              "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
+    thing = scenes[0].objects[0]
+    dog = f"the dog,, {thing.phrase} and jackets 42"
+    lines.append({"image": "imgs/img0.png", "caption": dog, "phrases": [{"text": thing.phrase, "boxes": [list(thing.box)]}]})
+    (root / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    res = CliRunner().invoke(app, ["build", "--captions", str(root / "d.jsonl"), "--model", str(tiny_model_dir),
+                                   "--model", str(tiny_clip_dir), "--report", str(root / "report"),
+                                   "--site", str(root / "site"), "--captions-per-image", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    man = json.loads((root / "report" / "manifest.json").read_text())
+    return root, man, str(tiny_model_dir), str(tiny_clip_dir), dog
+
+
+def _word_map(report, entry, method, span) -> tuple[int, str]:
+    """(index, quantised base64) of ``entry``'s map of the word at ``span``, read from its maps.npz."""
+    k = next(i for i, w in enumerate(entry["words"]) if w["span"] == list(span))
+    arr = read_maps(report, entry)[entry["maps"]["keys"][method]["words"]][k]
+    return k, _b64(_quantize(arr))
+
+
+def _columns(page):
+    return page.locator("#compare .col canvas").evaluate_all(
+        "cs => cs.map(c => ({model: c.closest('.col').dataset.model, map: c.dataset.map, hidden: c.hidden, "
+        "note: c.parentNode.querySelector('.colnote').hidden ? '' : c.parentNode.querySelector('.colnote').textContent, "
+        "verdict: c.closest('.col').querySelector('.colverdict').textContent}))")
+
+
+def test_models_side_by_side(browser, compared):
+    root, man, flava_id, clip_id, dog = compared
+    report, site = root / "report", root / "site"
+    pair = {(p["model"], p["caption"]): p for p in man["pairs"]}
+    flava, clip = pair[(flava_id, dog)], pair[(clip_id, dog)]
+    page, ev = _open(browser, (site / "pairs" / f"{flava['id']}.html").as_uri())
+    cols = _columns(page)
+    assert [c["model"] for c in cols] == [flava_id, clip_id]  # this page's model first
+    heads = page.locator("#compare .colhead").all_inner_texts()
+    assert "FlavaForPreTraining" in heads[0] and "CLIPModel" in heads[1]
+
+    page.check('#methods input[value="relevancy"]')
+    caption_maps = [c["map"] for c in _columns(page)]
+    word = next(w for w in flava["words"] if w["span"][0] == len("the dog,, "))  # the phrase's first word
+    page.locator(f'.chip[data-kind="words"][data-index="{flava["words"].index(word)}"]').click()
+    cols = _columns(page)
+    want = [_word_map(report, e, "relevancy", word["span"]) for e in (flava, clip)]
+    assert want[0][0] != want[1][0]  # word 4 for FLAVA, 3 for CLIP: only its span matches
+    assert [c["map"] for c in cols] == [w[1] for w in want]
+    assert all(c["map"] and c["map"] != before and not c["hidden"] for c, before in zip(cols, caption_maps))
+    # the word is in the boxed phrase: each model's own pointing verdict
+    for c, e in zip(cols, (flava, clip)):
+        hit = next(w for w in e["phrases"][0]["words"] if w["text"] == word["text"])["scores"]["relevancy"]["pointing"]
+        assert c["verdict"].startswith("pointing: hit" if hit else "pointing: miss")
+
+    # a word one tokenizer splits in two: that column says so instead of showing a map
+    page.locator('.chip[data-kind="words"]', has_text="42").click()
+    cols = _columns(page)
+    assert cols[0]["map"] and not cols[0]["hidden"]
+    assert cols[1]["hidden"] and cols[1]["map"] == ""
+    assert cols[1]["note"] == f"{clip_id} has no word \u201c42\u201d: its tokenizer reads \u201c4\u201d \u201c2\u201d there"
+
+    # a multimodal method: CLIP has no multimodal encoder, so no such map, and the column says why
+    page.locator(f'.chip[data-kind="words"][data-index="{flava["words"].index(word)}"]').click()
+    page.check('#methods input[value="mm-relevancy"]')
+    cols = _columns(page)
+    assert cols[0]["map"] == _word_map(report, flava, "mm-relevancy", word["span"])[1] and not cols[0]["hidden"]
+    assert cols[1]["hidden"] and cols[1]["map"] == ""
+    assert cols[1]["note"].startswith(f"{clip_id} has no Relevancy (multimodal, per word) map: ")
+    assert "mm-relevancy: skipped, " + cols[1]["note"].split(" map: ")[1] in clip["notes"]
+    page.locator("#compare").screenshot(path="/tmp/compare-mm.png")
+
+    # a phrase, by index, with the method both have; the whole caption
+    page.check('#methods input[value="gradcam"]')
+    page.locator('.chip[data-kind="phrases"]').first.click()
+    cols = _columns(page)
+    for c, e in zip(cols, (flava, clip)):
+        arr = read_maps(report, e)[e["maps"]["keys"]["gradcam"]["phrases"]][0]
+        assert c["map"] == _b64(_quantize(arr))
+        assert ("hit" if e["phrases"][0]["scores"]["gradcam"]["pointing"] else "miss") in c["verdict"]
+    # CLIP's processor centre-crops: its map covers the crop; around it, the "not seen" shade
+    corner, middle = (page.locator("#compare .col").nth(1).locator("canvas").evaluate(
+        f"c => Array.from(c.getContext('2d').getImageData({x}, {x}, 1, 1).data)") for x in (2, 128))
+    assert corner == [0, 0, 0, round(255 * (1 - 0.35))] and middle != corner
+    assert clip["maps"]["region"] != [0, 0, clip["width"], clip["height"]]
+    page.locator("#compare").screenshot(path="/tmp/compare.png")
+
+    # each column links to its model's own page, where that model comes first
+    link = page.locator("#compare .col").nth(1).locator("a.collink")
+    assert link.get_attribute("href") == f"{clip['id']}.html#method=gradcam"
+    with page.expect_navigation():
+        link.click()
+    assert [c["model"] for c in _columns(page)] == [clip_id, flava_id]
+    assert page.locator('#methods input[value="mm-relevancy"]').count() == 0
+    # ... and its methods carry its own scores, not the first model's
+    shown = dict(page.locator("#methods label").evaluate_all(
+        "ls => ls.map(l => [l.querySelector('input').value, l.querySelector('.num').dataset.phrases])"))
+    own, first = ({n: f"{v['pointing']:.2f}" for n, v in m["summary"]["methods"].items() if n in shown}
+                  for m in man["models"][::-1])
+    assert shown == own and own != first
+    assert ev["errors"] == [] and ev["failed"] == [] and ev["external"] == []
+
+    narrow = browser.new_page(viewport={"width": 390, "height": 800})
+    narrow.goto((site / "pairs" / f"{flava['id']}.html").as_uri())
+    assert narrow.evaluate("document.scrollingElement.scrollWidth") <= 390  # the columns wrap
+    narrow.close()
+
+    # the index: a score table per model, each with that model's own numbers
+    index, ev = _open(browser, (site / "index.html").as_uri())
+    tables = index.locator("table.methods")
+    assert tables.count() == 2
+    assert [tables.nth(k).get_attribute("data-model") for k in range(2)] == [flava_id, clip_id]
+    for k, m in enumerate(man["models"]):
+        row = tables.nth(k).locator("tr", has_text="Grad-CAM").first
+        assert f"{m['summary']['methods']['gradcam']['pointing']:.3f}" in row.inner_text()
+    assert "not run on this model" in tables.nth(1).inner_text()
+    assert ev["errors"] == []

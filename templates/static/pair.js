@@ -4,7 +4,7 @@
   "use strict";
   var data = JSON.parse(document.getElementById("pair-data").textContent);
   var lut = bytes(data.lut);
-  var gh = data.grid[0], gw = data.grid[1];
+  var FULL = [0, 0, 1, 1];
   var KEY = "groundreport.method";
   var LEVEL = { words: "word", phrases: "phrase" };
   // user: the method the reader picked (kept across pairs); method: the one shown now
@@ -23,9 +23,9 @@
     for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
     return out;
   }
-  function smallCanvas(b64, fade) {
+  function smallCanvas(b64, fade, grid) {
     // fade: low values turn transparent so the photo shows through where the map is cold
-    var v = bytes(b64), c = document.createElement("canvas");
+    var v = bytes(b64), c = document.createElement("canvas"), gh = grid[0], gw = grid[1];
     c.width = gw; c.height = gh;
     var ctx = c.getContext("2d"), img = ctx.createImageData(gw, gh);
     for (var i = 0; i < v.length; i++) {
@@ -35,24 +35,35 @@
     ctx.putImageData(img, 0, 0);
     return c;
   }
-  function paint(target, b64, size, fade) {
-    // CSS stretches the canvas over the image; the map is smooth, so 256 px is plenty
+  function paint(target, b64, size, fade, grid, region) {
+    // CSS stretches the canvas over the image; the map is smooth, so 256 px is plenty. The map
+    // covers its region (fractions of the image: a centre crop covers less than all of it);
+    // the rest the model never saw, drawn as the report's overlays draw it (overlays.py)
+    grid = grid || data.grid; region = region || data.region || FULL;
     target.width = size; target.height = size;
     var ctx = target.getContext("2d");
     ctx.imageSmoothingEnabled = true;
+    var x = region[0] * size, y = region[1] * size, w = (region[2] - region[0]) * size, h = (region[3] - region[1]) * size;
     ctx.clearRect(0, 0, size, size);
-    ctx.drawImage(smallCanvas(b64, fade), 0, 0, size, size);
+    if (region.join() !== FULL.join()) {
+      var u = data.unseen || { grey: 96, dim: 0.35 };
+      ctx.fillStyle = fade ? "rgba(0,0,0," + (1 - u.dim) + ")" : "rgb(" + [u.grey, u.grey, u.grey].join() + ")";
+      ctx.fillRect(0, 0, size, size);
+      ctx.clearRect(x, y, w, h);
+    }
+    ctx.drawImage(smallCanvas(b64, fade, grid), x, y, w, h);
   }
 
   function has(name, kind) {
     var m = data.maps[name];
     return !!m && (kind === "caption" || !!m[kind]);
   }
-  function isFlat(name, kind, index) {
-    var f = (data.flat || {})[name];
+  function isFlatIn(flat, name, kind, index) {
+    var f = (flat || {})[name];
     if (!f) return false;
     return kind === "caption" ? !!f.caption : !!(f[kind] || [])[index];
   }
+  function isFlat(name, kind, index) { return isFlatIn(data.flat, name, kind, index); }
   function label(name) { return data.labels[name] || name; }
   function chipText() {
     if (state.kind === "caption") return "whole caption";
@@ -98,55 +109,61 @@
   }
 
   // --- drawing
-  function rect(b, cls) {
+  function rect(svg, b, cls) {
     var r = document.createElementNS(SVG, "rect");
     r.setAttribute("x", b[0]); r.setAttribute("y", b[1]);
     r.setAttribute("width", b[2] - b[0]); r.setAttribute("height", b[3] - b[1]);
     r.setAttribute("class", cls);
-    boxes.appendChild(r);
+    svg.appendChild(r);
   }
-  function scored() {
-    // what the selection is scored against: a phrase, or a content word of a boxed phrase
-    if (state.kind === "phrases") return data.phrases[state.index];
-    if (state.kind !== "words") return null;
-    for (var i = 0; i < data.phrases.length; i++) {
-      var ws = data.phrases[i].words || [];
+  function scored(phrases, kind, index) {
+    // what selection kind/index of a model's pair is scored against: a phrase, or a content
+    // word of a boxed phrase (index: that model's own word index)
+    if (kind === "phrases") return phrases[index];
+    if (kind !== "words") return null;
+    for (var i = 0; i < phrases.length; i++) {
+      var ws = phrases[i].words || [];
       for (var j = 0; j < ws.length; j++) {
-        if (ws[j].index === state.index) return { boxes: data.phrases[i].boxes, scores: ws[j].scores };
+        if (ws[j].index === index) return { boxes: phrases[i].boxes, scores: ws[j].scores };
       }
     }
     return null;
   }
-  function drawBoxes() {
-    while (boxes.firstChild) boxes.removeChild(boxes.firstChild);
-    if (!document.getElementById("showboxes").checked) return;
-    var target = scored();
-    (state.kind === "caption" ? data.phrases : (target ? [target] : [])).forEach(function (ph) {
-      (ph.boxes || []).forEach(function (b) { rect(b, "gt"); });
+  function marks(svg, el, phrases, kind, target, s) {
+    // ground-truth boxes of the selection (every phrase's for the caption); for a scored map
+    // (s: its pointing record) the box around its strongest region and its peak, hit or miss
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    (kind === "caption" ? phrases : (target ? [target] : [])).forEach(function (ph) {
+      (ph.boxes || []).forEach(function (b) { rect(svg, b, "gt"); });
     });
-    // a flat map has no peak and no strongest region: nothing to draw
-    if (!target || isFlat(state.method, state.kind, state.index)) return;
-    var s = (target.scores || {})[state.method];
     if (!s) return;
-    rect(s.box, "pred");
+    rect(svg, s.box, "pred");
     var c = document.createElementNS(SVG, "circle");
     c.setAttribute("cx", s.point[0] + 0.5); c.setAttribute("cy", s.point[1] + 0.5);
-    c.setAttribute("r", 7 * data.width / Math.max(stage.clientWidth, 1));  // 7 screen px at any zoom
+    c.setAttribute("r", 7 * data.width / Math.max(el.clientWidth, 1));  // 7 screen px at any zoom
     c.setAttribute("class", s.pointing ? "peak hit" : "peak miss");
-    boxes.appendChild(c);
+    svg.appendChild(c);
+  }
+  function drawBoxes() {
+    if (!document.getElementById("showboxes").checked) { marks(boxes, stage, [], "none", null, null); return; }
+    var target = scored(data.phrases, state.kind, state.index);
+    // a flat map has no peak and no strongest region: nothing to draw
+    var s = target && !isFlat(state.method, state.kind, state.index) ? (target.scores || {})[state.method] : null;
+    marks(boxes, stage, data.phrases, state.kind, target, s);
+    drawColumns();
   }
   function reveal(b64, flat) {
     // a zoomed frame (very wide or tall image) scrolls to the map's peak, or to the phrase's box
     var fx, fy;
     if (!flat) {
-      var v = bytes(b64), best = 0;
+      var v = bytes(b64), best = 0, gh = data.grid[0], gw = data.grid[1], r = data.region || FULL;
       for (var i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-      fx = (best % gw + 0.5) / gw; fy = (Math.floor(best / gw) + 0.5) / gh;
+      fx = r[0] + (best % gw + 0.5) / gw * (r[2] - r[0]); fy = r[1] + (Math.floor(best / gw) + 0.5) / gh * (r[3] - r[1]);
     } else if (state.kind === "phrases" && (data.phrases[state.index].boxes || []).length) {
       var b = data.phrases[state.index].boxes[0];
       fx = (b[0] + b[2]) / 2 / data.width; fy = (b[1] + b[3]) / 2 / data.height;
     } else return;
-    document.querySelectorAll(".frame").forEach(function (f) {
+    document.querySelectorAll(".frame:not(.colframe)").forEach(function (f) {
       var st = f.firstElementChild;
       f.scrollLeft = fx * st.clientWidth - f.clientWidth / 2;
       f.scrollTop = fy * st.clientHeight - f.clientHeight / 2;
@@ -186,6 +203,64 @@
     drawFaith();
     reveal(b64, flat);
   }
+  // --- models side by side: every model's map of this image and caption for the selection
+  // and method (render/site.py: _column); this page's model first, from this page's own data
+  var columns = data.columns ? [{ id: data.model.id, pair: data.model.pair, maps: data.maps, flat: data.flat,
+    grid: data.grid, region: data.region, phrases: data.phrases, word_of: null, reads: {}, missing: {},
+    unknown: data.words.map(function (w, i) { return w.unknown ? i : -1; }) }].concat(data.columns) : [];
+  var colEls = Array.prototype.slice.call(document.querySelectorAll("#compare .col"));
+  function quote(t) { return "\u201c" + t + "\u201d"; }
+  function columnIndex(col) {
+    // the selection in this model's own terms: a word by its span (word_of), a phrase by index
+    if (state.kind !== "words" || !col.word_of) return state.index;
+    var k = col.word_of[state.index];
+    return k === null || k === undefined ? null : k;
+  }
+  function columnGap(col, name, kind, index) {
+    // why this model has no map of the selection, in words; "" when it has one
+    var m = col.maps[name], lb = label(name);
+    if (!m) return col.id + " has no " + lb + " map: " + (col.missing[name] || "not computed in this report");
+    if (kind !== "caption" && !m[kind]) return col.id + " has no " + LEVEL[kind] + " maps from " + lb;
+    if (kind !== "words" || index !== null) return "";
+    var word = data.words[state.index].text, reads = col.reads[state.index] || [];
+    return col.id + " has no word " + quote(word) + (reads.length
+      ? ": its tokenizer reads " + reads.map(quote).join(" ") + " there"
+      : col.truncated ? ": the caption was cut at its text limit before it" : "");
+  }
+  function drawColumns() {
+    if (!columns.length || !state.method) return;
+    var showMarks = document.getElementById("showboxes").checked;
+    columns.forEach(function (col, c) {
+      var el = colEls[c], canvas = el.querySelector("canvas"), svg = el.querySelector("svg");
+      var note = el.querySelector(".colnote"), verdict = el.querySelector(".colverdict");
+      var name = state.method, kind = state.kind, index = columnIndex(col);
+      var gap = columnGap(col, name, kind, index);
+      var flat = !gap && isFlatIn(col.flat, name, kind, index);
+      var b64 = gap ? "" : kind === "caption" ? col.maps[name].caption : col.maps[name][kind][index];
+      canvas.hidden = !!gap || flat;
+      // the map drawn, for tests and for anyone reading the page's DOM
+      canvas.dataset.method = name; canvas.dataset.kind = kind;
+      canvas.dataset.index = index === null ? "" : index; canvas.dataset.map = b64;
+      if (b64 && !flat) paint(canvas, b64, 256, true, col.grid, col.region);
+      var unknown = kind === "words" && index !== null && col.unknown.indexOf(index) >= 0;
+      note.textContent = gap || (flat ? "flat: this method found no evidence here"
+        : unknown ? "unknown to " + col.id + "'s tokenizer: this map is not about the word" : "");
+      note.hidden = !note.textContent;
+      note.classList.toggle("gap", !!gap);
+      el.classList.toggle("nomap", !!gap);
+      var target = gap ? null : scored(col.phrases, kind, index);
+      var s = target && !flat ? (target.scores || {})[name] : null;
+      marks(svg, el.querySelector(".stage"), showMarks ? data.phrases : [], showMarks ? kind : "none",
+        showMarks ? target : null, showMarks ? s : null);
+      verdict.className = "colverdict" + (s ? (s.pointing ? " hit" : " miss") : "");
+      verdict.textContent = s ? "pointing: " + (s.pointing ? "hit" : "miss") + " (the peak " +
+        (s.pointing ? "inside" : "outside") + " the box)" : target && flat ? "pointing: miss (a flat map)" : "";
+      var a = el.querySelector(".collink");
+      if (a) a.href = col.pair + ".html" + (col.maps[name] ? "#method=" + encodeURIComponent(name) : "");
+    });
+    document.getElementById("compare-what").textContent = label(state.method) + " \u00b7 " + chipText();
+  }
+
   // --- the selected map's deletion and insertion curves (render/faithfulness.py: pair_view)
   var faith = data.checks;
   function plot(svg, xs, ys, base) {
@@ -288,7 +363,7 @@
       var c = document.createElement("canvas");
       c.setAttribute("role", "img");
       c.setAttribute("aria-label", e[1] + " layer " + (l + 1));
-      paint(c, b64, 64);
+      paint(c, b64, 64, false, data.grid, FULL);
       var cap = document.createElement("span"); cap.textContent = "L" + (l + 1);
       fig.appendChild(c); fig.appendChild(cap);
       fig.addEventListener("click", function () { showHeads(e[1], l, m.heads[l]); });
@@ -308,7 +383,7 @@
       var fig = document.createElement("figure"); fig.className = "thumb";
       var c = document.createElement("canvas");
       c.setAttribute("role", "img"); c.setAttribute("aria-label", name + " layer " + (l + 1) + " head " + (h + 1));
-      paint(c, b64, 64);
+      paint(c, b64, 64, false, data.grid, FULL);
       var cap = document.createElement("figcaption"); cap.textContent = "H" + (h + 1);
       fig.appendChild(c); fig.appendChild(cap); strip.appendChild(fig);
     });

@@ -159,26 +159,118 @@ def _frame(width: int, height: int) -> dict:
     return {"ar": round(ar, 5), "minw": round(MIN_SIDE * max(ar, 1.0)), "extreme": not 1 / 3 <= ar <= 3,
             "min_side": MIN_SIDE}
 
-def _pair_data(report: Path, entry: dict, methods: list[dict]) -> dict:
-    arrays, q = read_maps(report, entry), {}
+# levels of a pair's maps that its own page draws; a column of another model's maps on that page
+# (the comparison panel) needs only the selectable ones, not the per-layer and per-head views
+LEVELS = ("words", "phrases", "layers", "heads")
+COLUMN_LEVELS = ("words", "phrases")
+
+
+def _pair_data(report: Path, entry: dict, methods: list[dict], levels: tuple[str, ...] = LEVELS) -> dict:
+    """A pair's maps as the page embeds them: ``{grid, maps: {method: {caption: b64,
+    words|phrases|layers: [b64], heads: [[b64]]}}}``, each map quantised to bytes (pair.js
+    decodes them), only the ``levels`` asked for."""
+    keys = {m["name"]: {lv: k for lv, k in entry["maps"]["keys"][m["name"]].items() if lv == "caption" or lv in levels}
+            for m in methods if entry["maps"]["keys"].get(m["name"])}
+    wanted = {k for ks in keys.values() for k in ks.values()}
+    arrays, q = {k: a for k, a in read_maps(report, entry).items() if k in wanted}, {}
     if arrays:  # quantized together: per array, numpy's call overhead was most of the cost
         flat = _quantize(np.concatenate([a.ravel() for a in arrays.values()]))
         ends = np.cumsum([a.size for a in arrays.values()]).tolist()
         q = {k: flat[e - a.size:e].reshape(a.shape) for (k, a), e in zip(arrays.items(), ends)}
     out = {}
-    for m in methods:
-        keys = entry["maps"]["keys"].get(m["name"])
-        if not keys:
-            continue
-        d = {"caption": _b64(q[keys["caption"]])}
+    for name, ks in keys.items():
+        d = {"caption": _b64(q[ks["caption"]])}
         for level in ("words", "phrases", "layers"):
-            if level in keys:
-                d[level] = _b64_each(q[keys[level]])
-        if "heads" in keys:
-            d["heads"] = [_b64_each(layer) for layer in q[keys["heads"]]]
-        out[m["name"]] = d
+            if level in ks:
+                d[level] = _b64_each(q[ks[level]])
+        if "heads" in ks:
+            d["heads"] = [_b64_each(layer) for layer in q[ks["heads"]]]
+        out[name] = d
     grid = list(arrays[next(iter(arrays))].shape[-2:]) if arrays else [1, 1]
     return {"grid": grid, "maps": out}
+
+
+def _region(entry: dict) -> list[float]:
+    """The part of the image the patch grid covers (a centre crop: less than all of it), as
+    fractions of its width and height; reports from before regions cover it all."""
+    x0, y0, x1, y1 = entry["maps"].get("region") or (0, 0, entry["width"], entry["height"])
+    w, h = max(entry["width"], 1), max(entry["height"], 1)
+    return [round(x0 / w, 5), round(y0 / h, 5), round(x1 / w, 5), round(y1 / h, 5)]
+
+
+# -- other models' maps of the same image and caption (the pair page's comparison panel) ------
+def model_siblings(pairs: list[dict]) -> list[list[int]]:
+    """Per pair, the pairs of the other models on the same image and caption text: indexes into
+    ``pairs``, one per other model, in the order the models first appear (the manifest's).
+    The image is its display file, named by the image's hash, so a copy of an image elsewhere
+    matches too; of two pairs of one model (a caption sampled twice) the same caption index wins."""
+    groups: dict[tuple, list[int]] = {}
+    for i, e in enumerate(pairs):
+        groups.setdefault((e["image"], e["caption"]), []).append(i)
+    order = {m: k for k, m in enumerate(dict.fromkeys(e.get("model") for e in pairs))}
+    out = []
+    for e in pairs:
+        best: dict = {}
+        for j in groups[(e["image"], e["caption"])]:
+            o, m = pairs[j], pairs[j].get("model")
+            if m == e.get("model"):
+                continue
+            if m not in best or (o.get("caption_index") == e.get("caption_index") != pairs[best[m]].get("caption_index")):
+                best[m] = j
+        out.append(sorted(best.values(), key=lambda j: order[pairs[j].get("model")]))
+    return out
+
+
+def match_words(words: list[dict], other: list[dict]) -> list[int | None]:
+    """For each of ``words``, the index of the word of ``other`` (the same caption, another
+    model's words) with the same character span, or None. Tokenizers split a caption
+    differently (CLIP reads "42" as two words and "dog's" as "dog" "'s", BERT as "42" and
+    "dog" "'" "s"), so a word's index differs between models; only its span names it."""
+    at = {tuple(w["span"]): k for k, w in enumerate(other)}
+    return [at.get(tuple(w["span"])) for w in words]
+
+
+def _skipped(entry: dict) -> dict[str, str]:
+    """{method: why the model could not run it}, from the pair's notes ("<name>: skipped, <why>")."""
+    out = {}
+    for note in entry.get("notes") or []:
+        name, sep, why = note.partition(": skipped, ")
+        if sep:
+            out[name] = why
+    return out
+
+
+def _model_meta(manifest: dict) -> dict[str, dict]:
+    """{model id: {id, family, class}} for every model of the report."""
+    models = manifest.get("models") or [manifest["model"]]
+    return {m["id"]: {"id": m["id"], "family": m.get("family", ""), "class": m.get("class", "")} for m in models}
+
+
+def _column(report: Path, entry: dict, other: dict, methods: list[dict], meta: dict) -> dict:
+    """What the comparison panel of ``entry``'s page needs of ``other`` (another model's pair of
+    the same image and caption) to draw its map of any selection: its caption, word and phrase
+    maps (no layers or heads), the page's words matched to its words by span, its pointing
+    scores, and why it lacks a method."""
+    data = _pair_data(report, other, methods, COLUMN_LEVELS)
+    word_of = match_words(entry["words"], other["words"])
+    # an unmatched word: the other model's words over the same characters, to say how it split them
+    reads = {i: [o["text"] for o in other["words"] if o["span"][0] < w["span"][1] and w["span"][0] < o["span"][1]]
+             for i, (w, k) in enumerate(zip(entry["words"], word_of)) if k is None and not w["punct"]}
+    score_keys = ("pointing", "point", "box")
+
+    def slim(scores):
+        return {m: {k: s[k] for k in score_keys} for m, s in (scores or {}).items() if m in data["maps"]}
+
+    return {**meta.get(other.get("model"), {"id": other.get("model"), "family": "", "class": ""}),
+            "pair": other["id"], "score": other["score"], "truncated": bool(other.get("truncated")),
+            "grid": data["grid"], "region": _region(other), "maps": data["maps"], "flat": _flat(other),
+            "word_of": word_of, "reads": reads,
+            "unknown": [k for k, w in enumerate(other["words"]) if w.get("unknown")],
+            "phrases": [{"boxes": ph["boxes"], "scores": slim(ph.get("scores")),
+                         "words": [{"index": w["index"], "scores": slim(w.get("scores"))} for w in ph.get("words") or []]}
+                        for ph in other["phrases"]],
+            "missing": {m["name"]: _skipped(other).get(m["name"], "not computed in this report")
+                        for m in methods if m["name"] not in data["maps"]}}
 
 
 class _Media:
@@ -203,6 +295,32 @@ class _Media:
             except OSError:  # another device, or no links here: copy from now on
                 self.link = False
         shutil.copyfile(src, dst)
+
+
+def _scoring(summary: dict | None, methods: list[dict]) -> dict:
+    """How pages rank methods by ``summary`` (a model's; None where nothing has boxes)."""
+    # a word's map is judged by how words point (summary.words), a caption's or phrase's by phrases
+    return {"summary": summary, "ranked": rank_methods(methods, summary),
+            "word_ranked": rank_methods(methods, (summary or {}).get("words") or summary)}
+
+
+def _score_tables(manifest: dict, summary: dict | None, meta: dict[str, dict]) -> list[dict]:
+    """The index's score tables: one, of the report's summary, for one model; one per model
+    that has scores when the report holds several. Each ``{model (None for one), summary,
+    pairs (that model's), chart (file name under assets/)}``."""
+    models = manifest.get("models") or []
+    if len(models) < 2:
+        return [{"model": None, "summary": summary, "pairs": len(manifest["pairs"]), "chart": "methods.svg"}] if summary else []
+    counts: dict = {}
+    for e in manifest["pairs"]:
+        counts[e.get("model")] = counts.get(e.get("model"), 0) + 1
+    out = []
+    for k, m in enumerate(models):
+        s = summary if k == 0 else m.get("summary")  # the first model's is the report's summary
+        if (s or {}).get("methods"):
+            out.append({"model": meta[m["id"]], "summary": s, "pairs": counts.get(m["id"], 0),
+                        "chart": "methods.svg" if k == 0 else f"methods-{k}.svg"})
+    return out
 
 
 def _method_chart(summary: dict, methods: list[dict], path: Path) -> None:
@@ -239,20 +357,32 @@ _JOB: dict = {}
 def _pair_page(i: int) -> int:
     """Write pair ``i``'s page (from _JOB); returns its size in bytes."""
     job = _JOB
-    pairs, ranked, word_ranked = job["pairs"], job["ranked"], job["word_ranked"]
-    entry = pairs[i]
+    pairs, entry = job["pairs"], job["pairs"][i]
+    # methods ranked and scored by this pair's model's summary (in a report of several models,
+    # another model's scores would say nothing about these maps)
+    sc = job["scoring"].get(entry.get("model")) or job["scoring"][None]
+    ranked, word_ranked = sc["ranked"], sc["word_ranked"]
     data = _pair_data(job["report"], entry, job["methods"])
     data.update({"words": entry["words"], "phrases": entry["phrases"], "width": entry["width"],
-                 "height": entry["height"], "lut": job["lut"], "flat": _flat(entry),
+                 "height": entry["height"], "lut": job["lut"], "flat": _flat(entry), "region": _region(entry),
+                 "unseen": job["unseen"],
                  "order": {"caption": [n for n in ranked if n in data["maps"]],
                            "phrases": [n for n in ranked if n in data["maps"]],
                            "words": [n for n in word_ranked if n in data["maps"]]},
-                 "scored": job["scored"], "labels": job["labels"]})
+                 "scored": bool(sc["summary"]), "labels": job["labels"]})
     checks = faithfulness.pair_view(entry, list(data["maps"]), job["itm"])
     if checks:
         data["checks"] = checks
+    model = job["meta"].get(entry.get("model"))
+    if job["siblings"][i]:  # other models explained this image and caption: the comparison panel
+        own = [m for m in job["methods"] if m["name"] in data["maps"]]
+        data["model"] = dict(model or {"id": entry.get("model"), "family": "", "class": ""}, pair=entry["id"],
+                             score=entry["score"])
+        data["columns"] = [_column(job["report"], entry, pairs[j], own, job["meta"]) for j in job["siblings"][i]]
     html = job["template"].render(
-        **job["common"], pair=entry, data=data, index=i, total=len(pairs), frame=_frame(entry["width"], entry["height"]),
+        **dict(job["common"], summary=sc["summary"], scored=bool(sc["summary"]),
+               ranked=[job["by_name"][n] for n in ranked]), pair=entry, data=data, index=i, total=len(pairs), frame=_frame(entry["width"], entry["height"]),
+        model=model if job["several"] else None,
         warnings=entry.get("warnings") or [],
         prev_id=pairs[i - 1]["id"] if i > 0 else None,
         next_id=pairs[i + 1]["id"] if i + 1 < len(pairs) else None).encode("utf-8")
@@ -279,6 +409,7 @@ def render(report: Path, site: Path) -> dict:
     import jinja2
 
     from ..colormap import lut
+    from ..overlays import UNSEEN_DIM, UNSEEN_GREY
 
     t0 = time.perf_counter()
     report, site = Path(report), Path(site)
@@ -306,15 +437,22 @@ def render(report: Path, site: Path) -> dict:
         full_summary = manifest.get("summary")
         # --faithfulness writes a summary even where no pair has boxes: grounding scores need "methods"
         summary = full_summary if (full_summary or {}).get("methods") else None
-        ranked = rank_methods(methods, summary)
-        # a word's map is judged by how words point (summary.words), a caption's or phrase's by phrases
-        word_ranked = rank_methods(methods, (summary or {}).get("words") or summary)
+        scoring = {None: _scoring(summary, methods)}  # the report's, which is its first model's
+        ranked = scoring[None]["ranked"]
         by_name = {m["name"]: m for m in methods}
+        meta = _model_meta(manifest)
         common = {"manifest": manifest, "methods": methods, "colours": colours, "summary": summary,
-                  "ranked": [by_name[n] for n in ranked], "scored": bool(summary), "score_flag": score_flag}
-        _JOB.update(report=report, stage=stage, pairs=pairs, methods=methods, ranked=ranked, word_ranked=word_ranked,
-                    lut=lut_b64, scored=bool(summary), labels={m["name"]: m["label"] for m in methods},
+                  "ranked": [by_name[n] for n in ranked], "scored": bool(summary), "score_flag": score_flag,
+                  "models_label": " + ".join(meta)}
+        score_tables = _score_tables(manifest, summary, meta)
+        if len(meta) > 1:
+            scored_by = {t["model"]["id"]: t["summary"] for t in score_tables}
+            scoring.update({m: _scoring(scored_by.get(m), methods) for m in meta})
+        _JOB.update(report=report, stage=stage, pairs=pairs, methods=methods, scoring=scoring, by_name=by_name,
+                    lut=lut_b64, labels={m["name"]: m["label"] for m in methods},
                     itm=[m["name"] for m in methods if m.get("target") == "itm"],
+                    siblings=model_siblings(pairs), meta=meta, several=len(meta) > 1,
+                    unseen={"grey": UNSEEN_GREY, "dim": UNSEEN_DIM},
                     common=common, template=env.get_template("pair.html"))
         spans = [(k, min(k + PAIRS_PER_TASK, len(pairs))) for k in range(0, len(pairs), PAIRS_PER_TASK)]
         workers = _workers(len(pairs))
@@ -325,8 +463,8 @@ def render(report: Path, site: Path) -> dict:
         with multiprocessing.get_context("fork").Pool(workers) if workers > 1 else _NoPool() as pool:
             largest = pool.imap_unordered(_pair_span, spans)  # pair pages, in the workers ...
             # ... while this process draws the chart, links the media, writes the gallery's data and index
-            if summary:
-                _method_chart(summary, methods, stage / "assets" / "methods.svg")
+            for table in score_tables:
+                _method_chart(table["summary"], methods, stage / "assets" / table["chart"])
             cards = [_card(p, ranked) for p in pairs]
             media, seen = _Media(report, stage), set()
             for entry, card in zip(pairs, cards):
@@ -343,7 +481,7 @@ def render(report: Path, site: Path) -> dict:
                        "hit_methods": [by_name[n] for n in search["pointing"]]}
             faith = faithfulness.index_view(full_summary, methods, stage / "assets")
             index_html = env.get_template("index.html").render(**common, pairs=pairs, gallery=gallery,
-                                                               faith=faith).encode("utf-8")
+                                                               faith=faith, score_tables=score_tables).encode("utf-8")
             (stage / "index.html").write_bytes(index_html)
             stages["chart, media, gallery data, index"] = time.perf_counter() - t0 - sum(stages.values())
             largest = max(largest, default=0)
