@@ -252,7 +252,7 @@ class PlantedAdapter:
     """
 
     grid = GRID
-    capabilities = frozenset({"contrastive", "itm", "mm_self_attention"})
+    capabilities = frozenset({"contrastive", "itm", "mm_self_attention", "mmm"})
 
     def forward(self, pixel_values, caption, need_mm=True, image_size=None):
         assert caption == CAPTION
@@ -285,6 +285,27 @@ class PlantedAdapter:
     def word_scores(self, rec):
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in WORD_PATCH])
+
+    def masked_words(self, rec):
+        """Word i's masked copy: in the last block, the mm CLS row attends to patch WORD_PATCH[i]
+        with gradient +1 (the signal), row 1 to another patch with no gradient, row 2 to a third
+        with gradient -1 (ReLU must drop it); block 0 carries a decoy with gradient +1 on yet
+        another patch (only the last block is read)."""
+        n = len(rec.words)
+        last = torch.zeros(n, 2, S, S)
+        first = torch.zeros(n, 2, S, S)
+        v_last, v_first = torch.zeros_like(last), torch.zeros_like(first)
+        for i in range(n):
+            p = WORD_PATCH[i]
+            for row, col, grad in ((0, p, 1.0), (1, (p + 3) % P, 0.0), (2, (p + 5) % P, -1.0)):
+                last[i, :, row, 2 + col] = 1
+                v_last[i, :, row, 2 + col] = grad
+            first[i, :, 0, 2 + (p + 1) % P] = 1
+            v_first[i, :, 0, 2 + (p + 1) % P] = 1
+        last.requires_grad_(True)
+        first.requires_grad_(True)
+        own = (last * v_last).sum(dim=(1, 2, 3)) + (first * v_first).sum(dim=(1, 2, 3))
+        return (first, last), own
 
     def word_ablated_embeds(self, rec):
         # the caption without word w scores the caption's patch minus w's: their difference is w's patch
@@ -343,6 +364,16 @@ def test_planted_mm_phrase_map_pools_the_words_inside_its_span(planted, name):
         planted.maps[name].caption,  # no span: the caption map
     ]
     np.testing.assert_allclose(phrases, np.stack(expected), atol=1e-6)
+
+
+def test_masked_word_gradcam_reads_the_last_block_relu_grad_times_attn_each_word_its_own_copy(planted):
+    maps = planted.maps["mm-masked"]
+    np.testing.assert_allclose(maps.words, np.stack([_cells(p) for p in WORD_PATCH]), atol=1e-6)
+    # the caption: its content words (not the comma); a phrase: the words inside its span
+    np.testing.assert_allclose(maps.caption, _cells(*(WORD_PATCH[i] for i in (0, 1, 3, 4))), atol=1e-6)
+    expected = [_cells(WORD_PATCH[0], WORD_PATCH[1]), _cells(WORD_PATCH[3], WORD_PATCH[4]),
+                _cells(WORD_PATCH[1]), maps.caption]
+    np.testing.assert_allclose(maps.phrases, np.stack(expected), atol=1e-6)
 
 
 def test_phrase_token_rows_use_half_open_spans_so_touching_words_stay_out():
@@ -452,3 +483,47 @@ def test_mm_attention_rows_equal_hf_flava_attention_at_text_rows_and_patch_colum
         torch.testing.assert_close(ours.detach(), theirs, atol=1e-6, rtol=1e-5)
     hf_rows = seen["attn"][-1][0].mean(0)[text_pos][:, patch_pos]  # [T, P] by HF's own positions
     torch.testing.assert_close(MultimodalAttention().rows(rec, None)[0], hf_rows, atol=1e-6, rtol=1e-5)
+
+
+def test_masked_word_maps_equal_a_plain_recomputation_through_hf_flava_forward(tiny_adapter):
+    """mm-masked against HF's own FlavaModel.forward, word by word: the caption with the word's
+    tokens as [MASK], the multimodal blocks' attention probabilities caught by hooks (in the
+    graph), the MMM head's log-probability of the word's own tokens, Grad-CAM on the last block."""
+    from groundreport.demo.scenes import make_scene
+
+    model, flava = tiny_adapter.model, tiny_adapter.flava
+    pixels = tiny_adapter.pixel_values([make_scene(5, (3, 3), size=96).image])
+    caption = "a red circle and a blue dog"
+    ours = Suite(make_methods(["mm-masked"])).run(tiny_adapter, pixels, caption).maps["mm-masked"].words
+    enc = tiny_adapter.tokenize([caption])
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    _, words = tiny_adapter.words_of(caption, enc)
+    assert len(words) == ours.shape[0] == 7
+    expected = []
+    for w in words:
+        masked = ids.clone()
+        masked[0, w.tokens] = tiny_adapter.tokenizer.mask_token_id
+        seen: dict = {"attn": []}
+        hooks = [flava.multimodal_model.encoder.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", a[0]))]
+        for layer in flava.multimodal_model.encoder.layer:
+            sa = layer.attention.attention
+            hooks.append(sa.register_forward_pre_hook(lambda m, a, kw: (a, {**kw, "output_attentions": True}),
+                                                      with_kwargs=True))
+            hooks.append(sa.register_forward_hook(lambda m, a, out: seen["attn"].append(out[1])))
+        try:
+            with torch.enable_grad():
+                out = flava(input_ids=masked, attention_mask=mask, pixel_values=pixels)
+                logits = model.mmm_text_head(out.multimodal_output.last_hidden_state[:, -ids.shape[1]:])
+                target = logits.log_softmax(-1)[0, w.tokens, ids[0, w.tokens]].sum()
+                attn = seen["attn"][-1]
+                (grad,) = torch.autograd.grad(target, attn)
+        finally:
+            for h in hooks:
+                h.remove()
+        with torch.no_grad():
+            patches = flava.image_to_mm_projection(out.image_output.hidden_states[-1])[0, 1:]
+        cols = _positions(seen["x"][0], patches)
+        cam = (attn * grad.clamp(min=0)).mean(1)[0].sum(0)[cols].detach()
+        cam = (cam - cam.min()) / (cam.max() - cam.min())
+        expected.append(cam.reshape(tiny_adapter.grid).numpy())
+    np.testing.assert_allclose(ours, np.stack(expected), atol=1e-4)

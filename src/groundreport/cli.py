@@ -19,7 +19,7 @@ demo_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The bun
 app.add_typer(demo_app, name="demo")
 
 # Kept here as strings so that --help never imports torch; tests check them against the registry.
-DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-attention,attention,rollout"
+DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-masked,mm-attention,attention,rollout"
 ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch
 DEMO_TRAIN_STEPS = 2043  # the shipped demo model's step count (~28 min on 2 CPU cores)
 

@@ -7,13 +7,14 @@ from .base import Explainer
 from .gradcam import GradCAM
 from .legrad import LeGrad
 from .mm_gradcam import MultimodalGradCAM
+from .mm_masked import MaskedWordGradCAM
 from .occlusion import Occlusion
 from .relevancy import ImageRelevancy, MultimodalRelevancy
 from .rollout import Rollout
 
 REGISTRY: dict[str, type[Explainer]] = {
     cls.name: cls for cls in (GradCAM, ImageRelevancy, LeGrad, MultimodalRelevancy, MultimodalGradCAM,
-                              MultimodalAttention, ImageAttention, Rollout, Occlusion)
+                              MaskedWordGradCAM, MultimodalAttention, ImageAttention, Rollout, Occlusion)
 }
 DEFAULT_METHODS = [n for n, cls in REGISTRY.items() if not cls.expensive]  # fast enough for every pair
 

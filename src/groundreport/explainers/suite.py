@@ -62,6 +62,12 @@ def _phrase_token_rows(words, spans) -> list[list[int]]:
     return out
 
 
+def _phrase_word_indices(words, spans) -> list[list[int]]:
+    """Indices of the (non-punctuation) words overlapping each phrase span (empty when unknown)."""
+    return [[i for i, w in enumerate(words) if span is not None and w.span[0] < span[1] and span[0] < w.span[1]
+             and not w.is_punctuation] for span in spans]
+
+
 def _pool(rows: torch.Tensor, groups: list[list[int]], fallback: torch.Tensor) -> torch.Tensor:
     """Mean of the token rows in each group; ``fallback`` where a group is empty. -> [G, P]."""
     if not groups:
@@ -219,6 +225,14 @@ class Suite:
                     caption_map = drops[0]
                     phrase_maps = drops[1:1 + k] if phrases else None
                     words = drops[1 + k:] if rec.words else None
+                elif getattr(m, "word_targets", False):  # a target per word: the caption and phrases pool them
+                    with torch.enable_grad():
+                        word_rows = m.word_rows(adapter, rec)  # [W, P]
+                    content_words = [i for i, w in enumerate(rec.words) if not w.is_punctuation] or list(range(len(rec.words)))
+                    caption_map = word_rows[content_words].mean(0)
+                    words = word_rows
+                    phrase_maps = (_pool(word_rows, _phrase_word_indices(rec.words, [s for _, s in phrases]),
+                                         caption_map) if phrases else None)
                 elif m.encoder == "multimodal":
                     token_rows = m.rows(rec, grads.get(m.name))[0]  # [T, P]
                     caption_map = token_rows[content].mean(0)

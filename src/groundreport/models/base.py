@@ -30,6 +30,7 @@ CAPABILITIES = {
     "itm": "image-text matching (ITM) head",
     "mm_self_attention": "multimodal encoder with self-attention over [.., patches, text]",
     "cross_attention": "cross-attention from text tokens to image patches",
+    "mmm": "masked multimodal modelling head (predicts a masked caption word from image and text)",
 }
 
 
@@ -333,6 +334,13 @@ class Adapter:
     def encode_multimodal(self, image: ImageSide, input_ids, attention_mask):
         """(multimodal attention maps, ITM logit [1] or None); (None, None) without a multimodal part."""
         return None, None
+
+    def masked_words(self, rec: "ForwardRecord"):
+        """Each word of the caption masked in its own copy, the W copies through the text and
+        multimodal encoders with the record's image: ``(multimodal attentions, L x [W, H, S, S],
+        in the graph; [W] log-probability of each word's own tokens at its masked positions)``.
+        Only a model with a masked multimodal modelling head ("mmm") has it."""
+        raise NotImplementedError(f"{type(self).__name__} has no masked multimodal modelling head")
 
     def score_of(self, image_embed: torch.Tensor, text_embed: torch.Tensor) -> torch.Tensor:
         """The image-text score of unit embeddings, [B]: their cosine unless the model says otherwise."""

@@ -31,7 +31,9 @@ class FlavaAdapter(Adapter):
         super().__init__(model, processor, device, dtype, model_id, revision)
         self.flava = model.flava if hasattr(model, "flava") else model
         self.itm_head = getattr(model, "itm_head", None)
-        self.capabilities = frozenset({"contrastive", "mm_self_attention"} | ({"itm"} if self.itm_head else set()))
+        self.mmm_head = getattr(model, "mmm_text_head", None)
+        self.capabilities = frozenset({"contrastive", "mm_self_attention"} | ({"itm"} if self.itm_head else set())
+                                      | ({"mmm"} if self.mmm_head is not None else set()))
         cfg = self.flava.config.image_config
         self.grid = (cfg.image_size // cfg.patch_size, cfg.image_size // cfg.patch_size)
         self.layout = flava_layout(self.grid)
@@ -69,3 +71,18 @@ class FlavaAdapter(Adapter):
                                          output_attentions=True)
         itm = parts.itm_logit(self.itm_head, mm_out) if self.itm_head is not None else None
         return mm_out.attentions, itm
+
+    def masked_words(self, rec):
+        ids, mask = rec.input_ids, rec.attention_mask
+        n = len(rec.words)
+        masked = ids.repeat(n, 1)
+        for i, w in enumerate(rec.words):
+            masked[i, w.tokens] = self.tokenizer.mask_token_id
+        with torch.enable_grad():
+            text_out = parts.encode_text(self.flava, masked, mask.repeat(n, 1))
+            image = rec.image_hidden[-1].detach().expand(n, -1, -1)  # what the multimodal encoder reads
+            mm_out = parts.encode_multimodal(self.flava, image, text_out.hidden_states[-1], mask.repeat(n, 1),
+                                             output_attentions=True)
+            logp = self.mmm_head(mm_out.last_hidden_state[:, -ids.shape[1]:]).float().log_softmax(-1)
+            own = torch.stack([logp[i, w.tokens, ids[0, w.tokens]].sum() for i, w in enumerate(rec.words)])
+        return mm_out.attentions, own

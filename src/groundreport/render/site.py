@@ -35,7 +35,7 @@ BIG_SITE = 2000        # pair pages from which an old site is removed in the bac
 # Without a summary (no boxes to score against) methods are tried in this order; names not
 # listed follow in manifest order. Caption-blind methods always come last, whatever they score:
 # they cannot say anything about a caption.
-DEFAULT_ORDER = ("relevancy", "gradcam", "occlusion", "mm-relevancy", "mm-gradcam", "mm-attention",
+DEFAULT_ORDER = ("relevancy", "gradcam", "occlusion", "mm-masked", "mm-relevancy", "mm-gradcam", "mm-attention",
                  "attention", "rollout")
 MIN_SIDE = 120   # px: the shorter side of the pair page's main view, so 2000x60 stays readable
 

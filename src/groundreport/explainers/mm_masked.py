@@ -1,0 +1,46 @@
+"""The word as the target: mask it, and ask where the multimodal encoder looked to get it back.
+
+FLAVA was pre-trained with masked multimodal modelling (MMM): a caption word replaced by
+[MASK] is predicted from the image and the rest of the caption. "a red [MASK] and a blue
+square" can only be completed by looking at the red object, so the prediction of the word
+itself is a per-word target that must read the image where the word's object is.
+
+For each word w of the caption (all W in one batch, ``Adapter.masked_words``): the caption
+with w's tokens masked goes through the text and multimodal encoders with the pair's image;
+the target is the MMM head's log-probability of w's own tokens at their masked positions; the
+map is Grad-CAM on the multimodal attention (ALBEF/LAVIS style: mean over heads of
+``attn * relu(grad)``) at ``block``, summed over every query row, read at the patch columns.
+A caption map is the mean of its content words' maps, a phrase map the mean of its words'.
+
+Needs a checkpoint with the MMM head (``FlavaForPreTraining``: flava-full and the demo model).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Explainer
+
+
+class MaskedWordGradCAM(Explainer):
+    name = "mm-masked"
+    label = "Masked word (multimodal, per word)"
+    encoder = "multimodal"
+    target = None  # its own targets, one per word (not the caption score)
+    word_targets = True
+    requires = ("mmm", "mm_self_attention")
+    description = ("Each word masked in turn; Grad-CAM (attn x relu(grad), heads averaged, all query rows) of "
+                   "the MMM head's log-probability of the word, on the multimodal attention.")
+
+    def __init__(self, block: int = -1):
+        self.block = block
+
+    def word_rows(self, adapter, rec) -> torch.Tensor:
+        """[W, P]: one map per word of ``rec``, patches in row-major order."""
+        if not rec.words:
+            return torch.zeros(0, rec.n_patches)
+        attns, own = adapter.masked_words(rec)
+        attn = attns[self.block]
+        (grad,) = torch.autograd.grad(own.sum(), [attn])  # copies do not interact: row i's gradient is word i's
+        cam = (attn.detach().float() * grad.float().clamp(min=0)).mean(1)  # [W, S, S]
+        return cam.sum(1)[:, rec.layout.mm_patch_cols]
