@@ -286,17 +286,18 @@ class PlantedAdapter:
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in WORD_PATCH])
 
-    def masked_words(self, rec):
+    def masked_words(self, rec, words=None):
         """Word i's masked copy: in the last block, the mm CLS row attends to patch WORD_PATCH[i]
         with gradient +1 (the signal), row 1 to another patch with no gradient, row 2 to a third
         with gradient -1 (ReLU must drop it); block 0 carries a decoy with gradient +1 on yet
         another patch (only the last block is read)."""
-        n = len(rec.words)
+        words = rec.words if words is None else words
+        n = len(words)
         last = torch.zeros(n, 2, S, S)
         first = torch.zeros(n, 2, S, S)
         v_last, v_first = torch.zeros_like(last), torch.zeros_like(first)
-        for i in range(n):
-            p = WORD_PATCH[i]
+        for i, w in enumerate(words):
+            p = WORD_PATCH[rec.words.index(w)]
             for row, col, grad in ((0, p, 1.0), (1, (p + 3) % P, 0.0), (2, (p + 5) % P, -1.0)):
                 last[i, :, row, 2 + col] = 1
                 v_last[i, :, row, 2 + col] = grad
@@ -369,10 +370,9 @@ def test_planted_mm_phrase_map_pools_the_words_inside_its_span(planted, name):
 def test_masked_word_gradcam_reads_the_last_block_relu_grad_times_attn_each_word_its_own_copy(planted):
     maps = planted.maps["mm-masked"]
     np.testing.assert_allclose(maps.words, np.stack([_cells(p) for p in WORD_PATCH]), atol=1e-6)
-    # the caption: its content words (not the comma); a phrase: the words inside its span
-    np.testing.assert_allclose(maps.caption, _cells(*(WORD_PATCH[i] for i in (0, 1, 3, 4))), atol=1e-6)
-    expected = [_cells(WORD_PATCH[0], WORD_PATCH[1]), _cells(WORD_PATCH[3], WORD_PATCH[4]),
-                _cells(WORD_PATCH[1]), maps.caption]
+    # the caption: its content words (not "a", "the" or the comma); a phrase: its content words
+    np.testing.assert_allclose(maps.caption, _cells(WORD_PATCH[1], WORD_PATCH[4]), atol=1e-6)
+    expected = [_cells(WORD_PATCH[1]), _cells(WORD_PATCH[4]), _cells(WORD_PATCH[1]), maps.caption]
     np.testing.assert_allclose(maps.phrases, np.stack(expected), atol=1e-6)
 
 
@@ -527,3 +527,31 @@ def test_masked_word_maps_equal_a_plain_recomputation_through_hf_flava_forward(t
         cam = (cam - cam.min()) / (cam.max() - cam.min())
         expected.append(cam.reshape(tiny_adapter.grid).numpy())
     np.testing.assert_allclose(ours, np.stack(expected), atol=1e-4)
+
+
+def test_masked_word_maps_do_not_depend_on_the_chunk_size(tiny_adapter):
+    from groundreport.demo.scenes import make_scene
+    from groundreport.explainers.mm_masked import MaskedWordGradCAM
+
+    rec = tiny_adapter.forward(tiny_adapter.pixel_values([make_scene(6, (3, 3), size=96).image]),
+                               "a red circle and a blue dog and a green man")
+    whole = MaskedWordGradCAM(chunk=16).word_rows(tiny_adapter, rec)
+    torch.testing.assert_close(MaskedWordGradCAM(chunk=3).word_rows(tiny_adapter, rec), whole)
+    assert whole.shape == (len(rec.words), rec.n_patches)
+
+
+def test_an_untrained_mmm_head_is_not_read(tiny_adapter):
+    """A config whose mmm_text_weight is 0 (a demo model trained without MMM) has a random head:
+    no "mmm" capability, and mm-masked is skipped with a note."""
+    from groundreport.models.flava import FlavaAdapter
+
+    tiny_adapter.model.config.mmm_text_weight = 0.0
+    try:
+        untrained = FlavaAdapter(tiny_adapter.model, tiny_adapter.processor, tiny_adapter.device, tiny_adapter.dtype,
+                                 "untrained", "x")
+    finally:
+        tiny_adapter.model.config.mmm_text_weight = 1.0
+    assert "mmm" in tiny_adapter.capabilities and "mmm" not in untrained.capabilities
+    res = Suite(make_methods(["mm-masked", "mm-attention"])).run(untrained, untrained.pixel_values(
+        [np.zeros((32, 32, 3), dtype=np.uint8)]), "a red circle")
+    assert "mm-masked" not in res.maps and any(n.startswith("mm-masked: skipped") for n in res.notes)

@@ -60,7 +60,7 @@ def build(
     sample: Optional[int] = typer.Option(20, help="Number of images to sample (0 = all)."),
     captions_per_image: int = typer.Option(1, help="Captions per sampled image (1 to 5)."),
     seed: int = typer.Option(0, help="Sampling seed (recorded in the manifest)."),
-    model: Optional[list[str]] = typer.Option(None, help="Hub id, local save_pretrained folder, or 'demo' "
+    model: Optional[list[str]] = typer.Option(None, help="Hub id, local save_pretrained folder, 'demo' or 'demo-clip' "
                                               "(default facebook/flava-full); FLAVA, CLIP, SigLIP or BLIP-ITM. "
                                               "Repeat to explain several models into one report."),
     offline: bool = typer.Option(False, help="Local files only; never contact the Hub."),
@@ -73,7 +73,7 @@ def build(
                                    "per process."),
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
-    demo: bool = typer.Option(False, help="Bundled scenes + bundled model: runs offline."),
+    demo: bool = typer.Option(False, help="Bundled scenes + the two bundled models (demo, demo-clip): runs offline."),
     faithfulness: bool = typer.Option(False, help="Also measure faithfulness (deletion/insertion, confidence "
                                       "change) and run the sanity checks (caption shuffle, weight randomisation)."),
     strict: bool = typer.Option(False, help="Exit non-zero if any input was skipped."),
@@ -90,7 +90,7 @@ def build(
             from .demo.bundle import demo_jsonl
 
             captions, images, dataset = demo_jsonl(), None, "jsonl"
-            model = model or ["demo"]
+            model = model or ["demo", "demo-clip"]  # the two bundled models, side by side
             sample = None if sample in (None, 20) else sample
         if captions is None:
             raise UserError("pass --captions (and --images), or --demo for the bundled scenes")
@@ -121,7 +121,7 @@ def explain(
     image: Path = typer.Argument(..., help="An image file."),
     caption: str = typer.Argument(..., help="The caption (quote it)."),
     out: Path = typer.Option(Path("out"), help="Output folder for maps.npz and overlays."),
-    model: str = typer.Option("facebook/flava-full", help="Hub id, local folder, or 'demo'."),
+    model: str = typer.Option("facebook/flava-full", help="Hub id, local folder, 'demo' or 'demo-clip'."),
     phrase: list[str] = typer.Option([], help="A phrase of the caption to target (repeatable)."),
     offline: bool = typer.Option(False),
     device: str = typer.Option("auto"),
@@ -172,7 +172,7 @@ def download(
 
 @app.command("eval")
 def evaluate(
-    model: Optional[list[str]] = typer.Option(None, help="Hub id, local folder, or 'demo' (the default); "
+    model: Optional[list[str]] = typer.Option(None, help="Hub id, local folder, 'demo' (the default) or 'demo-clip'; "
                                               "repeat to score several models."),
     captions: Optional[Path] = typer.Option(None, help="Annotated data (grounding .jsonl or Entities folder). "
                                              "Default: held-out demo scenes."),

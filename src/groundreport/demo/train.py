@@ -158,9 +158,9 @@ class _FlavaTowers:
         out = encode_text(self.model.flava, ids, mask)
         return out, text_embedding(self.model.flava, out)
 
-    def extra_losses(self, image_out, text_out, enc, b: int, rng) -> tuple[object, str]:
+    def extra_losses(self, image_out, text_out, enc, b: int, rng) -> tuple[object, dict]:
         """ITM on the first ``itm_pairs`` images with their caption (row i) and its hard negative
-        (row b + i); MMM when weighted. Returns (weighted loss, a log fragment)."""
+        (row b + i); MMM when weighted. Returns (weighted loss, {name: tensor} for the log)."""
         import torch
         import torch.nn.functional as F
 
@@ -176,13 +176,17 @@ class _FlavaTowers:
         itm_target = torch.cat([torch.ones(m), torch.zeros(m)]).to(dev)
         loss_itm = F.binary_cross_entropy_with_logits(itm, itm_target)
         loss = s.itm_loss_weight * loss_itm
-        itm_acc = ((itm > 0).float() == itm_target).float().mean().item()
-        note = f"itm {loss_itm.item():.3f} itm_acc {itm_acc:.2f}"
+        parts = {"itm": loss_itm, "itm_acc": ((itm > 0).float() == itm_target).float().mean()}
         if s.mmm_loss_weight > 0:
             loss_mmm = _mmm_loss(self.model, image_out, enc, b, self.content_ids, self.tok, rng)
             loss = loss + s.mmm_loss_weight * loss_mmm
-            note += f" mmm {loss_mmm.item():.3f}"
-        return loss, note
+            parts["mmm"] = loss_mmm
+        return loss, parts
+
+    def finish(self, settings: TrainSettings) -> None:
+        # what the MMM head learned from, in the saved config: a head trained with weight 0 is
+        # random, and explainers must not read it (FlavaAdapter grants "mmm" only when > 0)
+        self.model.config.mmm_text_weight = float(settings.mmm_loss_weight)
 
 
 class _ClipTowers:
@@ -210,8 +214,11 @@ class _ClipTowers:
         out = self.model.text_model(input_ids=ids, attention_mask=mask)
         return out, F.normalize(self.model.text_projection(out.pooler_output), dim=-1)
 
-    def extra_losses(self, image_out, text_out, enc, b: int, rng) -> tuple[object, str]:
-        return 0.0, ""
+    def extra_losses(self, image_out, text_out, enc, b: int, rng) -> tuple[object, dict]:
+        return 0.0, {}
+
+    def finish(self, settings: TrainSettings) -> None:
+        pass
 
 
 FAMILIES = {"flava": _FlavaTowers, "clip": _ClipTowers}
@@ -302,7 +309,7 @@ def train(settings: TrainSettings, log=print) -> dict:
         ph_logits = phrase_scale.exp() * img @ ph.T + phrase_bias
         loss_phrase = F.binary_cross_entropy_with_logits(ph_logits, scene_hot)
 
-        loss_extra, note = towers.extra_losses(image_out, text_out, enc, b, rng)
+        loss_extra, parts = towers.extra_losses(image_out, text_out, enc, b, rng)
         loss = loss_con + settings.phrase_loss_weight * loss_phrase + loss_extra
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -316,12 +323,14 @@ def train(settings: TrainSettings, log=print) -> dict:
             g["lr"] = settings.lr * lr_factor
         opt.step()
         if step % 100 == 0:
+            extra = "".join(f" {k} {v.item():.3f}" for k, v in parts.items())  # .item() waits for a GPU
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
-                f"phrase {loss_phrase.item():.3f} {note} scale {scale.item():.1f}".replace("  ", " "))
+                f"phrase {loss_phrase.item():.3f}{extra} scale {scale.item():.1f}")
     if settings.steps is not None and step < settings.steps:
         log(f"warning: the {settings.minutes:g}-minute cap stopped the run at step {step} of {settings.steps}, "
             "before its schedule ended; these weights are not what the seed and step count give")
     model.eval()
+    towers.finish(settings)
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.cpu().save_pretrained(out)

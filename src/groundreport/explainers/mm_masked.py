@@ -10,9 +10,11 @@ with w's tokens masked goes through the text and multimodal encoders with the pa
 the target is the MMM head's log-probability of w's own tokens at their masked positions; the
 map is Grad-CAM on the multimodal attention (ALBEF/LAVIS style: mean over heads of
 ``attn * relu(grad)``) at ``block``, summed over every query row, read at the patch columns.
-A caption map is the mean of its content words' maps, a phrase map the mean of its words'.
+A caption map is the mean of its content words' maps, a phrase map the mean of its content
+words' (articles and conjunctions are predicted from the text alone, so their maps are noise).
 
-Needs a checkpoint with the MMM head (``FlavaForPreTraining``: flava-full and the demo model).
+Needs a checkpoint whose MMM head was trained (``FlavaForPreTraining`` with ``mmm_text_weight``
+> 0 in its config: flava-full, and demo models trained with ``mmm_loss_weight``).
 """
 
 from __future__ import annotations
@@ -32,15 +34,17 @@ class MaskedWordGradCAM(Explainer):
     description = ("Each word masked in turn; Grad-CAM (attn x relu(grad), heads averaged, all query rows) of "
                    "the MMM head's log-probability of the word, on the multimodal attention.")
 
-    def __init__(self, block: int = -1):
+    def __init__(self, block: int = -1, chunk: int = 16):
         self.block = block
+        self.chunk = chunk  # words per batch of masked copies: memory stays bounded on long captions
 
     def word_rows(self, adapter, rec) -> torch.Tensor:
         """[W, P]: one map per word of ``rec``, patches in row-major order."""
-        if not rec.words:
-            return torch.zeros(0, rec.n_patches)
-        attns, own = adapter.masked_words(rec)
-        attn = attns[self.block]
-        (grad,) = torch.autograd.grad(own.sum(), [attn])  # copies do not interact: row i's gradient is word i's
-        cam = (attn.detach().float() * grad.float().clamp(min=0)).mean(1)  # [W, S, S]
-        return cam.sum(1)[:, rec.layout.mm_patch_cols]
+        out = []
+        for start in range(0, len(rec.words), self.chunk):
+            attns, own = adapter.masked_words(rec, rec.words[start:start + self.chunk])
+            attn = attns[self.block]
+            (grad,) = torch.autograd.grad(own.sum(), [attn])  # copies do not interact: row i's gradient is word i's
+            cam = (attn.detach().float() * grad.float().clamp(min=0)).mean(1)  # [w, S, S]
+            out.append(cam.sum(1)[:, rec.layout.mm_patch_cols])
+        return torch.cat(out) if out else torch.zeros(0, rec.n_patches)

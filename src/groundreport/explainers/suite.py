@@ -62,10 +62,21 @@ def _phrase_token_rows(words, spans) -> list[list[int]]:
     return out
 
 
+def _content_words(words, among: list[int] | None = None) -> list[int]:
+    """Indices of the content words (of ``among``, default all); failing those the non-punctuation
+    ones, failing those all."""
+    among = list(range(len(words))) if among is None else among
+    return ([i for i in among if words[i].is_content] or [i for i in among if not words[i].is_punctuation]
+            or among)
+
+
 def _phrase_word_indices(words, spans) -> list[list[int]]:
-    """Indices of the (non-punctuation) words overlapping each phrase span (empty when unknown)."""
-    return [[i for i, w in enumerate(words) if span is not None and w.span[0] < span[1] and span[0] < w.span[1]
-             and not w.is_punctuation] for span in spans]
+    """Content words overlapping each phrase span (empty when the span is unknown or has no words)."""
+    out = []
+    for span in spans:
+        inside = [] if span is None else [i for i, w in enumerate(words) if w.span[0] < span[1] and span[0] < w.span[1]]
+        out.append(_content_words(words, inside) if inside else [])
+    return out
 
 
 def _pool(rows: torch.Tensor, groups: list[list[int]], fallback: torch.Tensor) -> torch.Tensor:
@@ -228,8 +239,7 @@ class Suite:
                 elif getattr(m, "word_targets", False):  # a target per word: the caption and phrases pool them
                     with torch.enable_grad():
                         word_rows = m.word_rows(adapter, rec)  # [W, P]
-                    content_words = [i for i, w in enumerate(rec.words) if not w.is_punctuation] or list(range(len(rec.words)))
-                    caption_map = word_rows[content_words].mean(0)
+                    caption_map = word_rows[_content_words(rec.words)].mean(0)
                     words = word_rows
                     phrase_maps = (_pool(word_rows, _phrase_word_indices(rec.words, [s for _, s in phrases]),
                                          caption_map) if phrases else None)

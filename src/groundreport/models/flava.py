@@ -31,7 +31,10 @@ class FlavaAdapter(Adapter):
         super().__init__(model, processor, device, dtype, model_id, revision)
         self.flava = model.flava if hasattr(model, "flava") else model
         self.itm_head = getattr(model, "itm_head", None)
-        self.mmm_head = getattr(model, "mmm_text_head", None)
+        # the MMM head, where it was trained: FlavaForPreTraining always carries one, and a config
+        # whose mmm_text_weight is 0 (a demo model trained without MMM) says it is still random
+        head = getattr(model, "mmm_text_head", None)
+        self.mmm_head = head if head is not None and getattr(model.config, "mmm_text_weight", 1.0) > 0 else None
         self.capabilities = frozenset({"contrastive", "mm_self_attention"} | ({"itm"} if self.itm_head else set())
                                       | ({"mmm"} if self.mmm_head is not None else set()))
         cfg = self.flava.config.image_config
@@ -72,17 +75,24 @@ class FlavaAdapter(Adapter):
         itm = parts.itm_logit(self.itm_head, mm_out) if self.itm_head is not None else None
         return mm_out.attentions, itm
 
-    def masked_words(self, rec):
+    def masked_words(self, rec, words: list | None = None):
+        """``words``: a subset of ``rec.words`` (default all), so that a long caption can go in chunks."""
+        words = rec.words if words is None else words
         ids, mask = rec.input_ids, rec.attention_mask
-        n = len(rec.words)
+        n, t = len(words), ids.shape[1]
         masked = ids.repeat(n, 1)
-        for i, w in enumerate(rec.words):
+        for i, w in enumerate(words):
             masked[i, w.tokens] = self.tokenizer.mask_token_id
+        with torch.no_grad():  # gradients are read at the multimodal attention: nothing below needs them
+            text_states = parts.encode_text(self.flava, masked, mask.repeat(n, 1)).hidden_states[-1]
         with torch.enable_grad():
-            text_out = parts.encode_text(self.flava, masked, mask.repeat(n, 1))
             image = rec.image_hidden[-1].detach().expand(n, -1, -1)  # what the multimodal encoder reads
-            mm_out = parts.encode_multimodal(self.flava, image, text_out.hidden_states[-1], mask.repeat(n, 1),
-                                             output_attentions=True)
-            logp = self.mmm_head(mm_out.last_hidden_state[:, -ids.shape[1]:]).float().log_softmax(-1)
-            own = torch.stack([logp[i, w.tokens, ids[0, w.tokens]].sum() for i, w in enumerate(rec.words)])
+            mm_out = parts.encode_multimodal(self.flava, image, text_states, mask.repeat(n, 1), output_attentions=True)
+            text_out = mm_out.last_hidden_state[:, -t:]
+            # the head only at each copy's masked positions: [positions, vocab], not [W, T, vocab]
+            rows = torch.tensor([i for i, w in enumerate(words) for _ in w.tokens], device=ids.device)
+            cols = torch.tensor([c for w in words for c in w.tokens], device=ids.device)
+            logp = self.mmm_head(text_out[rows, cols]).float().log_softmax(-1)
+            picked = logp[torch.arange(len(cols), device=ids.device), ids[0, cols]]
+            own = torch.zeros(n, device=ids.device, dtype=picked.dtype).index_add(0, rows, picked)
         return mm_out.attentions, own
