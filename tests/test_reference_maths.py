@@ -289,8 +289,8 @@ class PlantedAdapter:
     def masked_words(self, rec, words=None):
         """Word i's masked copy: in the last block, the mm CLS row attends to patch WORD_PATCH[i]
         with gradient +1 (the signal), row 1 to another patch with no gradient, row 2 to a third
-        with gradient -1 (ReLU must drop it); block 0 carries a decoy with gradient +1 on yet
-        another patch (only the last block is read)."""
+        with gradient -1 (ReLU must drop it); block 0 adds the same signal from another row
+        (blocks are summed) and a decoy with gradient -1 on yet another patch."""
         words = rec.words if words is None else words
         n = len(words)
         last = torch.zeros(n, 2, S, S)
@@ -301,8 +301,10 @@ class PlantedAdapter:
             for row, col, grad in ((0, p, 1.0), (1, (p + 3) % P, 0.0), (2, (p + 5) % P, -1.0)):
                 last[i, :, row, 2 + col] = 1
                 v_last[i, :, row, 2 + col] = grad
+            first[i, :, 3, 2 + p] = 1
+            v_first[i, :, 3, 2 + p] = 1
             first[i, :, 0, 2 + (p + 1) % P] = 1
-            v_first[i, :, 0, 2 + (p + 1) % P] = 1
+            v_first[i, :, 0, 2 + (p + 1) % P] = -1
         last.requires_grad_(True)
         first.requires_grad_(True)
         own = (last * v_last).sum(dim=(1, 2, 3)) + (first * v_first).sum(dim=(1, 2, 3))
@@ -488,7 +490,7 @@ def test_mm_attention_rows_equal_hf_flava_attention_at_text_rows_and_patch_colum
 def test_masked_word_maps_equal_a_plain_recomputation_through_hf_flava_forward(tiny_adapter):
     """mm-masked against HF's own FlavaModel.forward, word by word: the caption with the word's
     tokens as [MASK], the multimodal blocks' attention probabilities caught by hooks (in the
-    graph), the MMM head's log-probability of the word's own tokens, Grad-CAM on the last block."""
+    graph), the MMM head's log-probability of the word's own tokens, Grad-CAM summed over blocks."""
     from groundreport.demo.scenes import make_scene
 
     model, flava = tiny_adapter.model, tiny_adapter.flava
@@ -515,15 +517,14 @@ def test_masked_word_maps_equal_a_plain_recomputation_through_hf_flava_forward(t
                 out = flava(input_ids=masked, attention_mask=mask, pixel_values=pixels)
                 logits = model.mmm_text_head(out.multimodal_output.last_hidden_state[:, -ids.shape[1]:])
                 target = logits.log_softmax(-1)[0, w.tokens, ids[0, w.tokens]].sum()
-                attn = seen["attn"][-1]
-                (grad,) = torch.autograd.grad(target, attn)
+                grads = torch.autograd.grad(target, seen["attn"])
         finally:
             for h in hooks:
                 h.remove()
         with torch.no_grad():
             patches = flava.image_to_mm_projection(out.image_output.hidden_states[-1])[0, 1:]
         cols = _positions(seen["x"][0], patches)
-        cam = (attn * grad.clamp(min=0)).mean(1)[0].sum(0)[cols].detach()
+        cam = sum((a * g.clamp(min=0)).mean(1)[0].sum(0)[cols].detach() for a, g in zip(seen["attn"], grads))
         cam = (cam - cam.min()) / (cam.max() - cam.min())
         expected.append(cam.reshape(tiny_adapter.grid).numpy())
     np.testing.assert_allclose(ours, np.stack(expected), atol=1e-4)

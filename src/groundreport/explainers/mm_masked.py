@@ -34,8 +34,8 @@ class MaskedWordGradCAM(Explainer):
     description = ("Each word masked in turn; Grad-CAM (attn x relu(grad), heads averaged, all query rows) of "
                    "the MMM head's log-probability of the word, on the multimodal attention.")
 
-    def __init__(self, block: int = -1, chunk: int = 16):
-        self.block = block
+    def __init__(self, block: int | None = None, chunk: int = 16):
+        self.block = block  # None: every block's map, summed (grounded best on the demo's val scenes)
         self.chunk = chunk  # words per batch of masked copies: memory stays bounded on long captions
 
     def word_rows(self, adapter, rec) -> torch.Tensor:
@@ -43,8 +43,8 @@ class MaskedWordGradCAM(Explainer):
         out = []
         for start in range(0, len(rec.words), self.chunk):
             attns, own = adapter.masked_words(rec, rec.words[start:start + self.chunk])
-            attn = attns[self.block]
-            (grad,) = torch.autograd.grad(own.sum(), [attn])  # copies do not interact: row i's gradient is word i's
-            cam = (attn.detach().float() * grad.float().clamp(min=0)).mean(1)  # [w, S, S]
-            out.append(cam.sum(1)[:, rec.layout.mm_patch_cols])
+            attns = list(attns) if self.block is None else [attns[self.block]]
+            grads = torch.autograd.grad(own.sum(), attns)  # copies do not interact: row i's gradient is word i's
+            cam = sum((a.detach().float() * g.float().clamp(min=0)).mean(1) for a, g in zip(attns, grads))
+            out.append(cam.sum(1)[:, rec.layout.mm_patch_cols])  # [w, P]: every query row's weight on a patch
         return torch.cat(out) if out else torch.zeros(0, rec.n_patches)
