@@ -91,9 +91,14 @@ def test_readme_main_command_runs_offline(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["build", "--demo", "--no-progress"])
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "report" / "manifest.json").read_text())
-    assert len(m["pairs"]) == 48 and m["model"]["id"] == "demo"
-    s = m["summary"]
-    assert max(v["pointing"] for v in s["methods"].values()) > s["baselines"]["random_object"] + 0.2
+    # the two bundled models explain the same 48 scenes into one report, side by side
+    assert [x["id"] for x in m["models"]] == ["demo", "demo-clip"] and m["model"]["id"] == "demo"
+    assert len(m["pairs"]) == 2 * 48
+    for model in m["models"]:
+        s = model["summary"]
+        assert max(v["pointing"] for v in s["methods"].values()) > s["baselines"]["random_object"] + 0.2, model["id"]
+    # the bundled FLAVA's MMM head was never trained: mm-masked is skipped, and the log says so
+    assert "mm-masked" not in m["models"][0]["summary"]["methods"] and "mm-masked: skipped" in res.output
     assert (tmp_path / "site" / "index.html").is_file()
 
 

@@ -34,6 +34,9 @@ def run(cfg, site: Path, strict: bool, progress: bool) -> None:
                    + ", ".join(f"rank {r} {made.count(r)}" for r in range(cfg.world_size)))
     for note in manifest["batch"]["notes"]:
         typer.echo(f"  note: {note}")
+    # methods a model cannot run (no ITM head, no multimodal encoder, an untrained MMM head): once per model
+    for model, note in dict.fromkeys((p.get("model", ""), n) for p in manifest["pairs"] for n in p.get("notes", [])):
+        typer.echo(f"  note: {model}: {note}")
     for s in manifest["skipped"]:
         typer.echo(f"  skipped {s['item']}: {s['reason']}")
     truncated = sum(1 for p in manifest["pairs"] if p["truncated"])

@@ -9,11 +9,11 @@ import typer
 from ..errors import UserError
 
 
-def run(out: Path, minutes: float, steps: int, seed: int, threads: int, device: str, split: str,
+def run(out: Path, minutes: float, steps: int | None, seed: int, threads: int, device: str, split: str,
         methods: list[str], family: str = "flava") -> None:
     from ..compute import BuildConfig
     from ..demo.scenes import heldout_seeds
-    from ..demo.train import FAMILIES, TrainSettings, train
+    from ..demo.train import FAMILIES, recipe, train
     from ..models.base import resolve_device
     from . import evaluate
 
@@ -22,11 +22,12 @@ def run(out: Path, minutes: float, steps: int, seed: int, threads: int, device: 
     heldout_seeds(split, 1)
     if family not in FAMILIES:
         raise UserError(f"unknown --family {family!r}; choose {', '.join(FAMILIES)}")
-    if steps < 0 or minutes <= 0:
+    if (steps is not None and steps < 0) or minutes <= 0:
         raise UserError("--steps must be >= 0 (0: fill --minutes) and --minutes > 0")
-    train(TrainSettings(out_dir=out, minutes=minutes, steps=steps or None, seed=seed, threads=threads, device=device,
-                        family=family),
-          log=typer.echo)
+    settings = recipe(family, out_dir=out, minutes=minutes, seed=seed, threads=threads, device=device)
+    if steps is not None:
+        settings.steps = steps or None
+    train(settings, log=typer.echo)
     from ..demo.retrieval import image_to_text_top1
     from ..models import load_adapter
 

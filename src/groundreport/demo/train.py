@@ -222,6 +222,18 @@ class _ClipTowers:
 
 
 FAMILIES = {"flava": _FlavaTowers, "clip": _ClipTowers}
+# what `groundreport demo train [--family F]` trains by default: the bundled models' recipes
+RECIPES = {
+    "flava": dict(steps=2043),
+    "clip": dict(steps=800, varied_drawing=True),
+}
+
+
+def recipe(family: str, **overrides) -> TrainSettings:
+    """The settings the bundled ``family`` model was trained with (``overrides`` on top)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose {', '.join(FAMILIES)}")
+    return TrainSettings(family=family, **(RECIPES[family] | overrides))
 
 
 def train(settings: TrainSettings, log=print) -> dict:

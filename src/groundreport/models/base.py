@@ -30,7 +30,7 @@ CAPABILITIES = {
     "itm": "image-text matching (ITM) head",
     "mm_self_attention": "multimodal encoder with self-attention over [.., patches, text]",
     "cross_attention": "cross-attention from text tokens to image patches",
-    "mmm": "masked multimodal modelling head (predicts a masked caption word from image and text)",
+    "mmm": "trained masked multimodal modelling head (predicts a masked caption word from image and text)",
 }
 
 
