@@ -74,6 +74,26 @@ def test_trained_model_points_and_a_reinitialised_one_does_not(demo, demo_random
     assert random <= chance + 0.15, f"re-initialised model still points: {random:.2f} vs chance {chance:.2f}"
 
 
+def test_bundled_clip_is_complete_and_reads_with_the_current_tokenizer():
+    from groundreport.demo.model_spec import demo_clip_tokenizer
+    from groundreport.models import load_adapter
+
+    path = bundled_demo_path("demo-clip")
+    assert json.loads((path / "config.json").read_text())["architectures"] == ["CLIPModel"]
+    assert (path / "model.safetensors").stat().st_size <= 20 * 2**20
+    clip = load_adapter("demo-clip", device="cpu")
+    want = demo_clip_tokenizer()
+    assert len(clip.tokenizer) == len(want) and clip.tokenizer.unk_token == want.unk_token == "<|unk|>"
+    assert clip.tokenizer.tokenize("a Red circle!") == want.tokenize("a Red circle!")
+
+
+def test_bundled_clip_points_at_the_named_object():
+    from groundreport.models import load_adapter
+
+    pointing, chance = _pointing(load_adapter("demo-clip", device="cpu"), "relevancy", n=30)
+    assert pointing >= chance + 0.3, f"demo-clip relevancy pointing {pointing:.2f} vs chance {chance:.2f}"
+
+
 @pytest.fixture(scope="module")
 def demo_random(demo):
     from transformers import FlavaForPreTraining
