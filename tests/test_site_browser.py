@@ -151,7 +151,7 @@ def test_hostile_caption_is_not_executed(browser, site):
 
 # --- choices the pair page makes, on a report with known method scores and hand-made marks
 
-SCORES = {"gradcam": 0.9, "relevancy": 0.8, "mm-gradcam": 0.6, "mm-relevancy": 0.5, "mm-attention": 0.4,
+SCORES = {"gradcam": 0.9, "relevancy": 0.8, "mm-gradcam": 0.6, "mm-relevancy": 0.5, "mm-masked": 0.45, "mm-attention": 0.4,
           "attention": 0.99, "rollout": 0.3, "legrad": 0.1}  # attention ignores the caption: never first
 WORD_SCORES = {"relevancy": 0.7, "mm-gradcam": 0.6, "gradcam": 0.2}  # words rank on their own table
 
