@@ -49,19 +49,10 @@ def tiny_clip(path: Path) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-    vocab: dict[str, int] = {}
-    for t in ["<|startoftext|>", "<|endoftext|>", ",", ",</w>"] + [
-            c + end for c in "abcdefghijklmnopqrstuvwxyz" for end in ("", "</w>")]:
-        vocab.setdefault(t, len(vocab))
-    merges = []
-    for w in ADAPTER_WORDS:
-        cur = w[0] if len(w) > 1 else w + "</w>"
-        for i, ch in enumerate(w[1:], start=1):
-            piece = ch + ("</w>" if i == len(w) - 1 else "")
-            if (cur, piece) not in merges:
-                merges.append((cur, piece))
-            cur += piece
-            vocab.setdefault(cur, len(vocab))
+    from groundreport.demo.model_spec import word_bpe
+
+    vocab, merges = word_bpe(ADAPTER_WORDS, ["<|startoftext|>", "<|endoftext|>", ",", ",</w>"] + [
+        c + end for c in "abcdefghijklmnopqrstuvwxyz" for end in ("", "</w>")])
     tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=16)
     torch.manual_seed(0)
     common = ADAPTER_COMMON

@@ -14,6 +14,8 @@ Three kinds of check, none of which re-runs the code's own loop:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -425,6 +427,24 @@ def test_occlusion_hides_patches_in_row_major_order():
 
 # -- 3. the multimodal layout against transformers' own FLAVA forward ------------------------
 
+@contextmanager
+def _caught_mm(flava):
+    """While open, HF's multimodal encoder is watched: ``seen["x"]`` its input sequence (mm CLS
+    included), ``seen["attn"]`` every block's attention probabilities (HF does not return them)."""
+    seen: dict = {"attn": []}
+    hooks = [flava.multimodal_model.encoder.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", a[0]))]
+    for layer in flava.multimodal_model.encoder.layer:
+        sa = layer.attention.attention
+        hooks.append(sa.register_forward_pre_hook(lambda m, a, kw: (a, {**kw, "output_attentions": True}),
+                                                  with_kwargs=True))
+        hooks.append(sa.register_forward_hook(lambda m, a, out: seen["attn"].append(out[1])))
+    try:
+        yield seen
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 @pytest.fixture(scope="module")
 def hf_flava_run(tiny_adapter):
     """HF's FlavaModel.forward on one pair, with the multimodal encoder's input sequence and
@@ -435,20 +455,9 @@ def hf_flava_run(tiny_adapter):
     pixels = tiny_adapter.pixel_values([make_scene(3, (3, 3), size=96).image])
     caption = "a man in a jacket"
     enc = tiny_adapter.tokenize([caption])
-    seen: dict = {"attn": []}
-    hooks = [flava.multimodal_model.encoder.register_forward_pre_hook(lambda m, args: seen.__setitem__("x", args[0]))]
-    for layer in flava.multimodal_model.encoder.layer:
-        sa = layer.attention.attention
-        hooks.append(sa.register_forward_pre_hook(lambda m, a, kw: (a, {**kw, "output_attentions": True}),
-                                                  with_kwargs=True))
-        hooks.append(sa.register_forward_hook(lambda m, a, out: seen["attn"].append(out[1])))
-    try:
-        with torch.no_grad():
-            out = flava(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=pixels,
-                        output_hidden_states=True)
-    finally:
-        for h in hooks:
-            h.remove()
+    with _caught_mm(flava) as seen, torch.no_grad():
+        out = flava(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=pixels,
+                    output_hidden_states=True)
     rec = tiny_adapter.forward(pixels, caption)
     return flava, out, seen, rec
 
@@ -505,22 +514,11 @@ def test_masked_word_maps_equal_a_plain_recomputation_through_hf_flava_forward(t
     for w in words:
         masked = ids.clone()
         masked[0, w.tokens] = tiny_adapter.tokenizer.mask_token_id
-        seen: dict = {"attn": []}
-        hooks = [flava.multimodal_model.encoder.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", a[0]))]
-        for layer in flava.multimodal_model.encoder.layer:
-            sa = layer.attention.attention
-            hooks.append(sa.register_forward_pre_hook(lambda m, a, kw: (a, {**kw, "output_attentions": True}),
-                                                      with_kwargs=True))
-            hooks.append(sa.register_forward_hook(lambda m, a, out: seen["attn"].append(out[1])))
-        try:
-            with torch.enable_grad():
-                out = flava(input_ids=masked, attention_mask=mask, pixel_values=pixels)
-                logits = model.mmm_text_head(out.multimodal_output.last_hidden_state[:, -ids.shape[1]:])
-                target = logits.log_softmax(-1)[0, w.tokens, ids[0, w.tokens]].sum()
-                grads = torch.autograd.grad(target, seen["attn"])
-        finally:
-            for h in hooks:
-                h.remove()
+        with _caught_mm(flava) as seen, torch.enable_grad():
+            out = flava(input_ids=masked, attention_mask=mask, pixel_values=pixels)
+            logits = model.mmm_text_head(out.multimodal_output.last_hidden_state[:, -ids.shape[1]:])
+            target = logits.log_softmax(-1)[0, w.tokens, ids[0, w.tokens]].sum()
+            grads = torch.autograd.grad(target, seen["attn"])
         with torch.no_grad():
             patches = flava.image_to_mm_projection(out.image_output.hidden_states[-1])[0, 1:]
         cols = _positions(seen["x"][0], patches)

@@ -47,19 +47,15 @@ def demo_processor(image_size: int = IMAGE_SIZE):
 
 
 # -- the second demo model: a small CLIP (two towers, no multimodal encoder) -----------------------
-def demo_clip_tokenizer():
-    """CLIP's byte-pair tokenizer over single letters, each demo word merged left to right into
-    one token (so any lower-case word still tokenizes, the demo words as one token each)."""
-    from transformers import CLIPTokenizer
-
+def word_bpe(words, tokens: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-pair vocabulary and merges in CLIP's form: ``tokens`` first (specials, single
+    characters), then each of ``words`` merged left to right into one token (``</w>`` ending a
+    word), a longer word's merges first so that a shorter word's ("an") cannot split it ("orange")."""
     vocab: dict[str, int] = {}
-    # an unknown token of its own: CLIP's default one is <|endoftext|>, where the text tower
-    # pools, so one odd character would cut the caption there
-    for t in ["<|startoftext|>", "<|endoftext|>", "<|unk|>"] + [
-            c + end for c in "abcdefghijklmnopqrstuvwxyz0123456789,.'-!?:;\"()&/" for end in ("", "</w>")]:
+    for t in tokens:
         vocab.setdefault(t, len(vocab))
     merges: list[tuple[str, str]] = []
-    for w in sorted(WORDS, key=len, reverse=True):  # a longer word's merges first: "and" must not split "orange"
+    for w in sorted(words, key=len, reverse=True):
         cur = w[0] if len(w) > 1 else w + "</w>"
         for i, ch in enumerate(w[1:], start=1):
             piece = ch + ("</w>" if i == len(w) - 1 else "")
@@ -67,6 +63,18 @@ def demo_clip_tokenizer():
                 merges.append((cur, piece))
             cur += piece
             vocab.setdefault(cur, len(vocab))
+    return vocab, merges
+
+
+def demo_clip_tokenizer():
+    """CLIP's byte-pair tokenizer over single characters, each demo word merged into one token
+    (so any lower-case word still tokenizes, the demo words as one token each)."""
+    from transformers import CLIPTokenizer
+
+    # an unknown token of its own: CLIP's default one is <|endoftext|>, where the text tower
+    # pools, so one odd character would cut the caption there
+    chars = [c + end for c in "abcdefghijklmnopqrstuvwxyz0123456789,.'-!?:;\"()&/" for end in ("", "</w>")]
+    vocab, merges = word_bpe(WORDS, ["<|startoftext|>", "<|endoftext|>", "<|unk|>"] + chars)
     tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=64, unk_token="<|unk|>")
     assert all(len(tok.tokenize(w)) == 1 for w in WORDS), "a demo word is split"
     return tok
