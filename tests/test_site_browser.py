@@ -100,7 +100,10 @@ def _open(browser, url):
     events = {"errors": [], "failed": [], "external": [], "dialogs": []}
     page.on("console", lambda m: events["errors"].append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: events["errors"].append(str(e)))
-    page.on("requestfailed", lambda r: events["failed"].append(r.url))
+    # a request the page cancelled by navigating away (a lazy thumbnail: net::ERR_ABORTED) is
+    # not a missing file (net::ERR_FILE_NOT_FOUND): only the latter counts
+    page.on("requestfailed", lambda r: events["failed"].append(r.url) if "ERR_ABORTED" not in (r.failure or "")
+            else None)
     page.on("request", lambda r: events["external"].append(r.url) if not r.url.startswith(("file://", "data:")) else None)
     page.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
     page.goto(url)
