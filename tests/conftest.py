@@ -98,6 +98,14 @@ def write_scene_images(folder: Path, n: int, ext: str = "jpg", seed0: int = 500)
     return scenes
 
 
+def scene_grounding_lines(root: Path, n: int) -> list[dict]:
+    """``n`` scenes written as ``root/imgs/img{i}.png`` and their grounding-JSONL objects (caption,
+    phrases with boxes), paths relative to ``root``."""
+    scenes = write_scene_images(root / "imgs", n, "png")
+    return [{"image": f"imgs/img{i}.png", "caption": s.caption,
+             "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
+
+
 @pytest.fixture
 def flickr_csv(tmp_path) -> Path:
     """Notebook layout: Images/ + captions.txt, five captions per image."""

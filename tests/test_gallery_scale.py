@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from groundreport.cli import app
 from groundreport.render import site as site_mod
 from groundreport.render.site import CARDS_PER_FILE, PAGE_SIZE, render
-from conftest import write_scene_images
+from conftest import scene_grounding_lines
 from test_site_browser import EVIL, browser  # noqa: F401  (the browser fixture, its skip rule)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -44,9 +44,7 @@ def _edit(i: int, entry: dict) -> None:
 @pytest.fixture(scope="module")
 def source(tiny_model_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("scale_src")
-    scenes = write_scene_images(root / "imgs", 4, "png")
-    lines = [{"image": f"imgs/img{i}.png", "caption": s.caption,
-              "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
+    lines = scene_grounding_lines(root, 4)
     (root / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     res = CliRunner().invoke(app, ["build", "--captions", str(root / "d.jsonl"), "--model", str(tiny_model_dir),
                                    "--report", str(root / "report"), "--site", str(root / "site"), "--no-progress"])

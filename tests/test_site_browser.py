@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from groundreport.cli import app
 from groundreport.render.site import _b64, _quantize, match_words, model_siblings, render
 from groundreport.report import read_maps
-from conftest import write_scene_images
+from conftest import scene_grounding_lines
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -27,9 +27,7 @@ EVIL = 'a red star <script>alert("x")</script> and <img src=x onerror=alert(1)>'
 @pytest.fixture(scope="module")
 def site(tiny_model_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser")
-    scenes = write_scene_images(root / "imgs", 4, "png")
-    lines = [{"image": f"imgs/img{i}.png", "caption": s.caption,
-              "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
+    lines = scene_grounding_lines(root, 4)
     lines.append({"image": "imgs/img0.png", "caption": EVIL})
     for name, size in (("wide", (2000, 60)), ("tall", (60, 2000))):
         # a strip with a red square a third of the way along
@@ -357,12 +355,10 @@ def compared(tiny_model_dir, tiny_clip_dir, tmp_path_factory):
     "green circle"). The digits come last: the tiny CLIP's vocabulary lacks them, so they become
     its unknown token, which is its end-of-text token, where CLIP pools the caption."""
     root = tmp_path_factory.mktemp("compare")
-    scenes = write_scene_images(root / "imgs", 2, "png")
-    lines = [{"image": f"imgs/img{i}.png", "caption": s.caption,
-              "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
-    thing = scenes[0].objects[0]
-    dog = f"the dog,, {thing.phrase} and jackets 42"
-    lines.append({"image": "imgs/img0.png", "caption": dog, "phrases": [{"text": thing.phrase, "boxes": [list(thing.box)]}]})
+    lines = scene_grounding_lines(root, 2)
+    thing = lines[0]["phrases"][0]
+    dog = f"the dog,, {thing['text']} and jackets 42"
+    lines.append({"image": "imgs/img0.png", "caption": dog, "phrases": [thing]})
     (root / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     res = CliRunner().invoke(app, ["build", "--captions", str(root / "d.jsonl"), "--model", str(tiny_model_dir),
                                    "--model", str(tiny_clip_dir), "--report", str(root / "report"),

@@ -15,16 +15,14 @@ from groundreport.cli import app
 from groundreport.metrics.faithfulness import MapFaithfulness
 from groundreport.render import faithfulness as view
 from groundreport.render.site import render
-from conftest import write_scene_images
+from conftest import scene_grounding_lines
 from test_site_browser import _open, browser  # noqa: F401  (browser: a fixture)
 
 
 @pytest.fixture(scope="module")
 def fsite(tiny_model_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("faithsite")
-    scenes = write_scene_images(root / "imgs", 4, "png")
-    lines = [{"image": f"imgs/img{i}.png", "caption": s.caption,
-              "phrases": [{"text": o.phrase, "boxes": [list(o.box)]} for o in s.objects]} for i, s in enumerate(scenes)]
+    lines = scene_grounding_lines(root, 4)
     (root / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     res = CliRunner().invoke(app, ["build", "--captions", str(root / "d.jsonl"), "--model", str(tiny_model_dir),
                                    "--report", str(root / "report"), "--site", str(root / "site"),

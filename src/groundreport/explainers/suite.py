@@ -49,17 +49,15 @@ class PairResult:
     region: tuple[float, float, float, float] | None = None  # the original image's part the grid covers
 
 
+def _words_in(words, span) -> list[int]:
+    """Indices of the words overlapping a half-open character span (none when it is unknown)."""
+    return [] if span is None else [i for i, w in enumerate(words) if w.span[0] < span[1] and span[0] < w.span[1]]
+
+
 def _phrase_token_rows(words, spans) -> list[list[int]]:
-    """Token indices of the words overlapping each phrase span (empty when unknown)."""
-    out = []
-    for span in spans:
-        rows = []
-        if span is not None:
-            for w in words:
-                if w.span[0] < span[1] and span[0] < w.span[1] and not w.is_punctuation:
-                    rows.extend(w.tokens)
-        out.append(rows)
-    return out
+    """Token indices of the (non-punctuation) words overlapping each phrase span (empty when unknown)."""
+    return [[t for i in _words_in(words, span) if not words[i].is_punctuation for t in words[i].tokens]
+            for span in spans]
 
 
 def _content_words(words, among: list[int] | None = None) -> list[int]:
@@ -72,11 +70,7 @@ def _content_words(words, among: list[int] | None = None) -> list[int]:
 
 def _phrase_word_indices(words, spans) -> list[list[int]]:
     """Content words overlapping each phrase span (empty when the span is unknown or has no words)."""
-    out = []
-    for span in spans:
-        inside = [] if span is None else [i for i, w in enumerate(words) if w.span[0] < span[1] and span[0] < w.span[1]]
-        out.append(_content_words(words, inside) if inside else [])
-    return out
+    return [_content_words(words, inside) if inside else [] for inside in (_words_in(words, s) for s in spans)]
 
 
 def _pool(rows: torch.Tensor, groups: list[list[int]], fallback: torch.Tensor) -> torch.Tensor:
