@@ -100,7 +100,7 @@ def write_seconds(result, caption: str, phrases, repeats: int = 5) -> float:
     import numpy as np
     from PIL import Image
 
-    from groundreport.compute import _write_pair_entry
+    from groundreport.compute import Timer, _write_pair_entry
     from groundreport.records import Caption, Example, Phrase
     from groundreport.sampling import Pair
 
@@ -111,7 +111,7 @@ def write_seconds(result, caption: str, phrases, repeats: int = 5) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
             t = time.perf_counter()
-            _write_pair_entry(Path(tmp), pair, image, f"{i:064d}", f"pair{i}", result, 0, None)
+            _write_pair_entry(Path(tmp), pair, image, f"{i:064d}", f"pair{i}", result, Timer())
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 

@@ -113,14 +113,15 @@ def _mmm_loss(model, image_out, enc, b: int, content_ids, tok, rng):
 
     from ..models.flava_parts import encode_multimodal, encode_text
 
-    ids = enc["input_ids"][:b].clone()
     mask = enc["attention_mask"][:b]
+    ids = enc["input_ids"][:b].cpu().clone()  # chosen on the CPU: one copy, not a GPU sync per token
     labels = torch.full_like(ids, -100)
-    for i in range(b):
-        cands = [t for t in range(ids.shape[1]) if int(ids[i, t]) in content_ids]
+    for i, row in enumerate(ids.tolist()):
+        cands = [t for t, v in enumerate(row) if v in content_ids]
         t = cands[rng.randrange(len(cands))]
-        labels[i, t] = ids[i, t]
+        labels[i, t] = row[t]
         ids[i, t] = tok.mask_token_id
+    ids, labels = ids.to(mask.device), labels.to(mask.device)
     text_out = encode_text(model.flava, ids, mask)
     mm_out = encode_multimodal(model.flava, image_out.hidden_states[-1][:b], text_out.hidden_states[-1], mask)
     text_states = mm_out.last_hidden_state[:, -ids.shape[1]:]  # [mm CLS, image..., text...]: the text rows
