@@ -140,6 +140,19 @@ def test_build_batch_size_8_gives_the_maps_of_batch_size_1(tiny_model_dir, tmp_p
     assert f"({len(m8['pairs'])} reused" in out
 
 
+def test_several_writer_threads_write_the_same_report_as_one(tiny_model_dir, tmp_path, monkeypatch):
+    import groundreport.compute as compute
+
+    data = _dataset(tmp_path)
+    monkeypatch.setattr(compute, "writer_threads", lambda: 1)
+    m1, _ = _build(tiny_model_dir, data, tmp_path / "w1", "--batch-size", "2")
+    monkeypatch.setattr(compute, "writer_threads", lambda: 4)
+    m4, _ = _build(tiny_model_dir, data, tmp_path / "w4", "--batch-size", "2")
+    assert_same_reports(tmp_path / "w1", m1, tmp_path / "w4", m4, atol=0)
+    files = lambda r: sorted(str(f.relative_to(r)) for f in r.rglob("*") if f.is_file() and f.name != "manifest.json")
+    assert files(tmp_path / "w1") == files(tmp_path / "w4")  # every overlay, no temp file left over
+
+
 def test_out_of_memory_halves_the_batch_and_retries_it(tiny_model_dir, tmp_path, monkeypatch):
     """An injected out-of-memory error for every batch larger than 2: 8 -> 4 -> 2, no pair lost."""
     data = _dataset(tmp_path, n=8)

@@ -9,7 +9,9 @@ rule's version, so a rerun skips finished pairs and never reuses stale maps or s
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,11 +80,15 @@ class BuildConfig:
 
 
 class Timer:
+    """Seconds per stage, summed; safe to add to from the reader and writer threads."""
+
     def __init__(self):
         self.totals: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self.totals[stage] = self.totals.get(stage, 0.0) + seconds
+        with self._lock:
+            self.totals[stage] = self.totals.get(stage, 0.0) + seconds
 
     def run(self, stage: str, fn, *args, **kwargs):
         t = time.perf_counter()
@@ -98,6 +104,13 @@ def file_sha(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def writer_threads() -> int:
+    """Threads that encode a run's overlays and arrays (Pillow and zlib release the GIL while
+    they encode): half the cores, 1 to 8. One pair's files cost ~0.4 s of CPU, so on a GPU that
+    explains tens of pairs a second a single writer, not the model, set the pace."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 def _load(item: tuple[int, Pair]):
@@ -256,12 +269,12 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
             if bar:
                 bar.update(1)
         # a bounded queue of writes: when encoding is slower than explaining, memory stays flat
-        while len(writing) > (batcher.WINDOW + 1) * batcher.size + 2:
+        while len(writing) > (batcher.WINDOW + 1) * batcher.size + 2 * writer_threads():
             writing.popleft().result()
 
     # decoding runs ahead in worker threads (a bounded window, so memory stays flat) and
-    # artifact encoding runs behind in a writer thread, both overlapping the model's work
-    with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=1) as writer:
+    # artifact encoding runs behind in writer threads, both overlapping the model's work
+    with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=writer_threads()) as writer:
         t_wait = time.perf_counter()
         for (index, pair), image, image_sha, error in prefetch(readers, _load, shard,
                                                                ahead=max(4, cfg.batch_size)):
