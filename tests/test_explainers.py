@@ -120,6 +120,36 @@ def test_occlusion_matches_captum(tiny_adapter, pixels):
         np.testing.assert_allclose(ours[k], normalise(per_patch), atol=1e-4)
 
 
+def test_occlusion_with_a_larger_occluder_matches_captum(tiny_adapter, pixels):
+    """A 2 x 2-patch occluder (what grids over 15 x 15 get): Captum's windowed ``Occlusion``."""
+    captum_attr = pytest.importorskip("captum.attr", reason="captum is a test dependency: pip install -e .[test]")
+    from groundreport.explainers.occlusion import Occlusion
+
+    flava = tiny_adapter.flava
+    txt = _plain_text_embeds(tiny_adapter, [CAPTION_A])
+
+    def scores(px):
+        img = torch.nn.functional.normalize(flava.image_projection(flava.image_model(pixel_values=px).last_hidden_state[:, 0]), dim=-1)
+        return img @ txt.T
+
+    gh, gw = tiny_adapter.grid
+    ph = pixels.shape[-2] // gh
+    ours = Occlusion(batch_size=3, window=2).drops(tiny_adapter, pixels, txt)[0].reshape(gh, gw).numpy()
+    with torch.no_grad():
+        attr = captum_attr.Occlusion(scores).attribute(pixels, sliding_window_shapes=(3, 2 * ph, 2 * ph),
+                                                        strides=(3, 2 * ph, 2 * ph), baselines=0.0, target=0)
+    per_patch = attr[0, 0].reshape(gh, ph, gw, ph).mean(dim=(1, 3)).numpy()
+    assert np.abs(per_patch).max() > 1e-4 and len(np.unique(ours.round(6))) > 1
+    np.testing.assert_allclose(ours, per_patch, atol=1e-5)
+    np.testing.assert_array_equal(ours[0::2, 0::2], ours[1::2, 1::2])  # constant under each occluder
+
+
+def test_occluder_window_grows_only_past_15_patches():
+    from groundreport.explainers.occlusion import occluder_window
+
+    assert [occluder_window((g, g)) for g in (7, 8, 14, 15, 16, 24)] == [1, 1, 1, 1, 2, 3]
+
+
 def _naive_relevancy(adapter, pixels, caption, minus: str | None = None):
     """Chefer relevancy by the book: retain_grad on each attention map, one .backward().
     ``minus``: the target is the caption's cosine minus this other text's (a word in context)."""

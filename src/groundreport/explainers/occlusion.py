@@ -7,8 +7,11 @@ caption and for every phrase (each encoded as its own text), all from the same o
 batch. The score is FLAVA's contrastive cosine, whatever ``--target`` says: ITM would need a
 multimodal pass per occluded image and per text.
 
-Cost: one image-encoder forward per patch (64 on the demo model; 196 on flava-full at
-224 px), in batches of ``batch_size``; the texts are encoded once.
+Cost: one image-encoder forward per occluder, in batches of ``batch_size``; the texts are
+encoded once. The occluder is one patch on grids up to 15 x 15 (64 forwards on the demo FLAVA,
+196 on flava-full at 224 px); on larger grids it is ``grid // 8`` patches a side (the demo
+CLIP's 16 x 16 grid: 2 x 2 patches, 64 forwards rather than 256; SigLIP or BLIP at 384 px,
+24 x 24: 3 x 3, 64 rather than 576), and every patch under it gets its drop.
 """
 
 from __future__ import annotations
@@ -25,24 +28,36 @@ class Occlusion(Explainer):
     perturbation = True
     expensive = True
     description = ("Score drop when each patch is set to the mean colour; contrastive score, caption and "
-                   "phrases. Gradient-free; one forward per patch.")
+                   "phrases. Gradient-free; one forward per patch (per 2 x 2 or 3 x 3 patches on grids "
+                   "over 15 x 15).")
 
-    def __init__(self, batch_size: int = 32):
+    def __init__(self, batch_size: int = 32, window: int | None = None):
         self.batch_size = batch_size
+        self.window = window  # occluder side in patches; None: occluder_window(grid)
 
     def drops(self, adapter, pixel_values: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         """``[K, E]`` unit text embeddings -> ``[K, P]`` score drops, patches in row-major order."""
         gh, gw = adapter.grid
         _, _, h, w = pixel_values.shape
         ph, pw = h // gh, w // gw
+        kh = kw = self.window or occluder_window((gh, gw))
+        cells = [(r, c) for r in range(0, gh, kh) for c in range(0, gw, kw)]  # top-left patches, row-major
         with torch.no_grad():
             base = adapter.image_embeds(pixel_values) @ text_embeds.T  # [1, K]
             drops = []
-            for start in range(0, gh * gw, self.batch_size):
-                cells = range(start, min(start + self.batch_size, gh * gw))
-                batch = pixel_values.repeat(len(cells), 1, 1, 1)
-                for i, cell in enumerate(cells):
-                    r, c = divmod(cell, gw)
-                    batch[i, :, r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] = 0
+            for start in range(0, len(cells), self.batch_size):
+                chunk = cells[start:start + self.batch_size]
+                batch = pixel_values.repeat(len(chunk), 1, 1, 1)
+                for i, (r, c) in enumerate(chunk):
+                    batch[i, :, r * ph:(r + kh) * ph, c * pw:(c + kw) * pw] = 0
                 drops.append(base - adapter.image_embeds(batch) @ text_embeds.T)  # [n, K]
-        return torch.cat(drops).T.float()
+        per_cell = torch.cat(drops).T.float()  # [K, cells]
+        if kh == kw == 1:
+            return per_cell
+        owner = torch.tensor([(r // kh) * len(range(0, gw, kw)) + c // kw for r in range(gh) for c in range(gw)])
+        return per_cell[:, owner]  # every patch gets the drop of the occluder over it
+
+
+def occluder_window(grid: tuple[int, int]) -> int:
+    """Occluder side in patches: 1 up to 15 x 15 grids, else ``grid // 8`` (about 64 forwards)."""
+    return max(1, min(grid) // 8)
