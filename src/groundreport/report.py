@@ -205,7 +205,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
     for method, mm in result.maps.items():
         heat, over = overlay(disp, mm.caption, region=scale_region(result.region, image.size, disp.size))
         h_rel, o_rel = f"pairs/{pid}/{method}_heatmap.webp", f"pairs/{pid}/{method}_overlay.webp"
-        atomic.write_image(report / h_rel, heat, "WEBP", quality=80)
+        atomic.write_image(report / h_rel, heat, "WEBP", quality=80, method=0)  # smooth: 3x faster, ~10% more bytes
         atomic.write_image(report / o_rel, over, "WEBP", quality=80)
         overlays[method] = {"heatmap": h_rel, "overlay": o_rel}
     if timer is not None:
