@@ -191,13 +191,16 @@ def main() -> None:
     ap.add_argument("--demo-pairs", type=int, default=64)
     ap.add_argument("--full-pairs", type=int, default=8, help="CPU: few, so that it ends in minutes")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads; default: torch's own default, what build runs with (one per core)")
     args = ap.parse_args()
     args.full_batches = args.full_batches or (args.batches if args.device.startswith("cuda") else "1,8")
     args.batches = [int(b) for b in args.batches.split(",")]
     args.full_batches = [int(b) for b in args.full_batches.split(",")]
     args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     where = torch.cuda.get_device_name() if cuda else f"CPU, {args.threads} thread(s)"

@@ -224,9 +224,11 @@ class _ClipTowers:
 
 FAMILIES = {"flava": _FlavaTowers, "clip": _ClipTowers}
 # what `groundreport demo train [--family F]` trains by default: the bundled models' recipes
+# (the bundled CLIP: 128 px input in 8 px patches, a 16 x 16 grid; trained on one H200, see
+# docs/demo-model.md; on 2 CPU cores its 3,616 steps take hours: raise --minutes)
 RECIPES = {
     "flava": dict(steps=2043),
-    "clip": dict(steps=800, varied_drawing=True),
+    "clip": dict(steps=3616, image_size=128, varied_drawing=True),
 }
 
 

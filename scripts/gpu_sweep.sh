@@ -1,0 +1,36 @@
+#!/bin/bash
+# One GPU call, as run on an H200 (docs/demo-model.md): benchmarks/bench_batch.py while the pools
+# render, then 7 demo trainings sharing the GPU (MIN minutes each, the cosine schedule over that
+# time), each scored on 300 val scenes; the trained models and logs are tarred into $OUT.
+#   OUT=/tmp/out bash scripts/gpu_sweep.sh      (DEV=cpu POOL_N=300 MIN=0.05 SC=3 BENCH=0: a dry run)
+# A .whl folder, if present, is pip-installed first (a transformers matching this machine's).
+export PYTHONUNBUFFERED=1
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*" >> $OUT/timeline.txt; }
+if [ -d .whl ]; then python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1; fi
+export PYTHONPATH=/tmp/site:$PWD/src:$PWD/benchmarks
+export SWEEP=${SWEEP:-/tmp/sweep}; mkdir -p $SWEEP
+DEV=${DEV:-cuda}; POOL_N=${POOL_N:-24000}; MIN=${MIN:-4.3}; SC=${SC:-300}; BENCH=${BENCH:-1}
+el start
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import transformers,torch;print(transformers.__version__, torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())") > $OUT/gpu.txt 2>&1
+if [ "$BENCH" = 1 ]; then (timeout 140 python3 benchmarks/bench_batch.py --device $DEV --full-pairs 64 > $OUT/bench.log 2>&1; echo "rc $?" >> $OUT/bench.log) & BPID=$!; fi
+POOL_N=$POOL_N POOL_WORKERS=12 python3 scripts/train_sweep.py render /tmp/pool 64,96,128 > $SWEEP/render.log 2>&1; el rendered
+[ -n "$BPID" ] && wait $BPID; el bench done
+launch() { # name, json, methods
+  SWEEP_DEVICE=$DEV python3 scripts/train_sweep.py train $1 "$2" /tmp/pool > $SWEEP/$1.out 2>&1; el trained $1
+  timeout 110 python3 -m groundreport eval --model $SWEEP/$1 --split val --scenes $SC --methods $3 --report $SWEEP/ev-$1 --device $DEV --offline --no-progress > $SWEEP/$1.val 2>&1; el evaluated $1 rc $?
+}
+X=${XTRA:-}
+FM=relevancy,mm-masked,gradcam; CM=relevancy,gradcam
+launch f64s0 "{\"family\":\"flava\",\"image_size\":64,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $FM & P1=$!
+launch f96s0 "{\"family\":\"flava\",\"image_size\":96,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $FM & P2=$!
+launch f96s1 "{\"family\":\"flava\",\"image_size\":96,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":1,\"pool_size\":$POOL_N$X}" $FM & P3=$!
+launch f128s0 "{\"family\":\"flava\",\"image_size\":128,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $FM & P4=$!
+launch c64s0 "{\"family\":\"clip\",\"image_size\":64,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $CM & P5=$!
+launch c96s0 "{\"family\":\"clip\",\"image_size\":96,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $CM & P6=$!
+launch c128s0 "{\"family\":\"clip\",\"image_size\":128,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $CM & P7=$!
+sleep 5; (timeout 100 python3 -m groundreport build --demo --device $DEV --report /tmp/cb-report --site /tmp/cb-site --no-progress > $OUT/cuda_build.log 2>&1; echo "rc $?" >> $OUT/cuda_build.log) &
+wait $P1 $P2; tar -C $SWEEP -cf $OUT/flava_a.tar f64s0 f96s0; el tar a
+wait $P3 $P4; tar -C $SWEEP -cf $OUT/flava_b.tar f96s1 f128s0; el tar b
+wait $P5 $P6 $P7; tar -C $SWEEP -cf $OUT/clip.tar c64s0 c96s0 c128s0; el tar c
+wait
+tar -C $SWEEP -czf $OUT/logs.tgz --exclude='ev-*' --exclude='f*s*/' $(cd $SWEEP && ls *.log *.out *.val 2>/dev/null); el done
