@@ -140,17 +140,70 @@ def test_build_batch_size_8_gives_the_maps_of_batch_size_1(tiny_model_dir, tmp_p
     assert f"({len(m8['pairs'])} reused" in out
 
 
+def _shared_images_dataset(tmp_path, images=3, captions=3):
+    """Each image under several captions, so that writers meet on its display copy."""
+    scenes = write_scene_images(tmp_path / "imgs", images * captions, "png")
+    lines = [json.dumps({"image": f"imgs/img{i % images}.png", "caption": s.caption,
+                         "phrases": [{"text": o.phrase, "boxes": [[float(v) for v in o.box]]} for o in s.objects]})
+             for i, s in enumerate(scenes)]
+    (tmp_path / "shared.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path / "shared.jsonl"
+
+
 def test_several_writer_threads_write_the_same_report_as_one(tiny_model_dir, tmp_path, monkeypatch):
+    import threading
+
     import groundreport.compute as compute
 
-    data = _dataset(tmp_path)
+    data = _shared_images_dataset(tmp_path)
+    writers, real = set(), compute._write_pair_entry
+
+    def watched(*args, **kwargs):
+        writers.add(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "_write_pair_entry", watched)
     monkeypatch.setattr(compute, "writer_threads", lambda: 1)
-    m1, _ = _build(tiny_model_dir, data, tmp_path / "w1", "--batch-size", "2")
+    m1, _ = _build(tiny_model_dir, data, tmp_path / "w1", "--batch-size", "3", "--captions-per-image", "3")
+    assert len(writers) == 1 and len(m1["pairs"]) == 9
+    writers.clear()
     monkeypatch.setattr(compute, "writer_threads", lambda: 4)
-    m4, _ = _build(tiny_model_dir, data, tmp_path / "w4", "--batch-size", "2")
+    m4, _ = _build(tiny_model_dir, data, tmp_path / "w4", "--batch-size", "3", "--captions-per-image", "3")
+    assert len(writers) >= 2, "the writes did not spread over the writer threads"
     assert_same_reports(tmp_path / "w1", m1, tmp_path / "w4", m4, atol=0)
     files = lambda r: sorted(str(f.relative_to(r)) for f in r.rglob("*") if f.is_file() and f.name != "manifest.json")
     assert files(tmp_path / "w1") == files(tmp_path / "w4")  # every overlay, no temp file left over
+
+
+def test_a_failed_write_fails_the_build_and_keeps_the_pairs_written(tiny_model_dir, tmp_path, monkeypatch):
+    import groundreport.compute as compute
+
+    data = _shared_images_dataset(tmp_path)
+    real, calls = compute._write_pair_entry, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise OSError("No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "_write_pair_entry", failing)
+    monkeypatch.setattr(compute, "writer_threads", lambda: 3)
+    args = ["build", "--captions", str(data), "--model", str(tiny_model_dir), "--sample", "0", "--captions-per-image",
+            "3", "--methods", "gradcam", "--report", str(tmp_path / "r"), "--site", str(tmp_path / "s"),
+            "--no-progress", "--device", "cpu"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code != 0 and "No space left on device" in (res.output + repr(res.exception))
+    assert not (tmp_path / "r" / "manifest.json").is_file()
+    assert not list((tmp_path / "r").rglob(".*.tmp"))
+    # every entry written is whole: a rerun reuses those pairs and redoes the failed one
+    done = len(list((tmp_path / "r" / "pairs").glob("*/entry.json")))
+    assert 1 <= done <= 8
+    monkeypatch.setattr(compute, "_write_pair_entry", real)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert f"({done} reused" in res.output
+    assert len(json.loads((tmp_path / "r" / "manifest.json").read_text())["pairs"]) == 9
 
 
 def test_out_of_memory_halves_the_batch_and_retries_it(tiny_model_dir, tmp_path, monkeypatch):

@@ -150,6 +150,33 @@ def test_occluder_window_grows_only_past_15_patches():
     assert [occluder_window((g, g)) for g in (7, 8, 14, 15, 16, 24)] == [1, 1, 1, 1, 2, 3]
 
 
+@pytest.mark.parametrize("g", [16, 17])
+def test_occlusion_on_a_large_grid_hides_2x2_blocks_at_its_defaults(g):
+    """A stand-in whose image embedding is each 2 x 2 px patch's mean (one dimension per patch):
+    with text k one-hot on patch k, an occluder drops text k's score by patch k's mean exactly
+    when it covers patch k, so every patch's map is its block's, and a 17 x 17 grid's last row
+    and column are blocks of their own."""
+    from groundreport.explainers.occlusion import Occlusion
+
+    class GridAdapter:
+        grid = (g, g)
+        encoded = 0
+
+        def image_embeds(self, px):
+            self.encoded += px.shape[0]
+            return px[:, 0].reshape(px.shape[0], g, 2, g, 2).mean(dim=(2, 4)).reshape(px.shape[0], g * g)
+
+    adapter = GridAdapter()
+    pixels = torch.rand(1, 3, 2 * g, 2 * g) + 0.5
+    drops = Occlusion().drops(adapter, pixels, torch.eye(g * g))  # [K = P, P]
+    blocks = (g + 1) // 2
+    assert adapter.encoded == 1 + blocks * blocks
+    means = pixels[0, 0].reshape(g, 2, g, 2).mean(dim=(1, 3)).reshape(-1)
+    block = torch.tensor([(r // 2) * blocks + c // 2 for r in range(g) for c in range(g)])
+    want = means[:, None] * (block[:, None] == block[None, :])
+    torch.testing.assert_close(drops, want)
+
+
 def _naive_relevancy(adapter, pixels, caption, minus: str | None = None):
     """Chefer relevancy by the book: retain_grad on each attention map, one .backward().
     ``minus``: the target is the caption's cosine minus this other text's (a word in context)."""

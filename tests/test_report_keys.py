@@ -51,6 +51,16 @@ def test_tool_version_and_scoring_rule_change_the_id(monkeypatch):
     assert _id() != before
 
 
+def test_a_method_version_changes_only_the_ids_of_pairs_that_ran_that_method(monkeypatch):
+    from groundreport.explainers import REGISTRY
+
+    with_occlusion = dataclasses.replace(CFG, methods=["gradcam", "occlusion"])
+    before, plain = _id(cfg=with_occlusion), _id()
+    monkeypatch.setattr(REGISTRY["occlusion"], "version", REGISTRY["occlusion"].version + 1)
+    assert _id(cfg=with_occlusion) != before
+    assert _id() == plain
+
+
 def test_manifest_of_another_schema_is_refused(tmp_path: Path):
     from groundreport import atomic
     from groundreport.errors import UserError

@@ -20,7 +20,7 @@ app.add_typer(demo_app, name="demo")
 
 # Kept here as strings so that --help never imports torch; tests check them against the registry.
 DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-masked,mm-attention,attention,rollout"
-ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch
+ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch (or per 2 x 2 on big grids)
 
 
 def _fail(msg: str, code: int = 2):

@@ -108,9 +108,17 @@ def file_sha(path: Path) -> str:
 
 def writer_threads() -> int:
     """Threads that encode a run's overlays and arrays (Pillow and zlib release the GIL while
-    they encode): half the cores, 1 to 8. One pair's files cost ~0.4 s of CPU, so on a GPU that
-    explains tens of pairs a second a single writer, not the model, set the pace."""
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
+    they encode): half of this process's share of the cores, 1 to 8. One pair's files cost
+    ~0.4 s of CPU, so on a GPU that explains tens of pairs a second a single writer, not the
+    model, set the pace. The share: the cores this process may run on (affinity, not the
+    host's count), split among torchrun's local ranks."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 2
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    local_ranks = max(1, int(local)) if local.isdigit() else 1
+    return max(1, min(8, cores // local_ranks // 2))
 
 
 def _load(item: tuple[int, Pair]):

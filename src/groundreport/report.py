@@ -42,8 +42,14 @@ MAP_LEVELS = ("caption", "words", "phrases", "layers", "heads")
 # -- identity of a pair ---------------------------------------------------------------------
 def map_settings(methods, target: str, dtype: str, faithfulness: bool = False) -> dict:
     """Every setting that changes a pair's maps, scores or checks (part of every pair's id)."""
-    return {"methods": sorted(methods), "target": target, "dtype": dtype, "faithfulness": faithfulness,
-            "tool": __version__, "schema": SCHEMA_VERSION, "scoring": SCORING_VERSION}
+    from .explainers import REGISTRY
+
+    settings = {"methods": sorted(methods), "target": target, "dtype": dtype, "faithfulness": faithfulness,
+                "tool": __version__, "schema": SCHEMA_VERSION, "scoring": SCORING_VERSION}
+    versions = {m: REGISTRY[m].version for m in sorted(methods) if m in REGISTRY and REGISTRY[m].version > 1}
+    if versions:  # only then: the ids of pairs whose methods never changed stay as they were
+        settings["method_versions"] = versions
+    return settings
 
 
 def pair_id(model_id: str, revision: str, image_sha: str, caption, settings: dict) -> str:

@@ -30,6 +30,7 @@ class Explainer:
     target: str | None = "caption"  # "caption": the run's --target score; "itm"/"contrastive": always that one; None: no score
     caption_blind: bool = False  # True when the map cannot depend on the text at all
     expensive: bool = False  # True: left out of the default suite (e.g. one forward per patch)
+    version: int = 1  # bump when the method's maps change: pairs made by an older version are redone
     perturbation: bool = False  # True: maps come from extra forwards (``drops``), not from rows()
     description: str = ""
     # capabilities needed, each entry a name or a tuple of alternatives (any one will do)

@@ -27,6 +27,7 @@ class Occlusion(Explainer):
     target = "contrastive"
     perturbation = True
     expensive = True
+    version = 2  # 2: occluders of grid//8 patches on grids over 15 x 15 (1: always one patch)
     description = ("Score drop when each patch is set to the mean colour; contrastive score, caption and "
                    "phrases. Gradient-free; one forward per patch (per 2 x 2 or 3 x 3 patches on grids "
                    "over 15 x 15).")
@@ -59,5 +60,6 @@ class Occlusion(Explainer):
 
 
 def occluder_window(grid: tuple[int, int]) -> int:
-    """Occluder side in patches: 1 up to 15 x 15 grids, else ``grid // 8`` (about 64 forwards)."""
+    """Occluder side in patches: 1 while the shorter side is at most 15 patches, else that side
+    // 8 (a square grid: 64 to 99 forwards)."""
     return max(1, min(grid) // 8)
