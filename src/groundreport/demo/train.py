@@ -59,28 +59,34 @@ class TrainSettings:
 
 
 def _render_chunk(args):
-    seeds, image_size, varied = args
+    seeds, sizes, varied = args
     from PIL import Image
 
     from .augment import vary_drawing
 
-    images, objects = [], []
+    images, objects = {size: [] for size in sizes}, []
     for s in seeds:
         scene = make_scene(s)
         img = vary_drawing(scene.image, s) if varied else scene.image
-        img = img.resize((image_size, image_size), Image.BICUBIC)
-        images.append(np.asarray(img, dtype=np.uint8))
+        for size in sizes:
+            images[size].append(np.asarray(img.resize((size, size), Image.BICUBIC), dtype=np.uint8))
         objects.append([(o.colour, o.shape) for o in scene.objects])
-    return np.stack(images), objects
+    return {size: np.stack(v) for size, v in images.items()}, objects
 
 
-def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2, varied: bool = False):
-    """Scenes resized as the processor does (bicubic); normalisation happens per batch."""
-    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), image_size, varied)
+def render_pools(n: int, sizes, seed_base: int = TRAIN_SEED_BASE, workers: int = 2, varied: bool = False):
+    """Scenes resized as the processor does (bicubic) to each of ``sizes``, each scene drawn once:
+    ({size: [n, size, size, 3] uint8}, objects). Normalisation happens per batch."""
+    chunks = [(list(range(seed_base + i, seed_base + min(i + 1000, n))), tuple(sizes), varied)
               for i in range(0, n, 1000)]
     with ProcessPoolExecutor(workers) as ex:
         parts = list(ex.map(_render_chunk, chunks))
-    return np.concatenate([p[0] for p in parts]), [o for p in parts for o in p[1]]
+    return {size: np.concatenate([p[0][size] for p in parts]) for size in sizes}, [o for p in parts for o in p[1]]
+
+
+def render_pool(n: int, image_size: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2, varied: bool = False):
+    pools, objects = render_pools(n, (image_size,), seed_base, workers, varied)
+    return pools[image_size], objects
 
 
 def hard_negative(objs: list[tuple[str, str]], rng: random.Random) -> list[tuple[str, str]]:
