@@ -55,6 +55,20 @@ def test_a_time_cap_that_cuts_the_schedule_says_so(tmp_path):
     assert whole and not any(m.startswith("warning:") for m in whole)
 
 
+def test_a_cap_too_short_for_the_schedule_is_said_after_20_steps(tmp_path, monkeypatch):
+    import groundreport.demo.train as demo_train
+
+    from types import SimpleNamespace
+
+    clock = iter(range(0, 10**6, 2))  # every look at the training loop's clock: 2 s later
+    monkeypatch.setattr(demo_train, "time", SimpleNamespace(time=lambda: float(next(clock))))
+    lines = []
+    res = _tiny_run(tmp_path / "slow", log=lines.append, steps=40, minutes=1.0)
+    early = [m for m in lines if "need ~" in m]
+    assert len(early) == 1 and "raise --minutes" in early[0] and res["steps"] < 40
+    assert lines.index(early[0]) < len(lines) - 2  # said during the run, not at its end
+
+
 def test_input_and_patch_size_set_the_saved_model_and_processor(tmp_path):
     from groundreport.models.flava import FlavaAdapter
 

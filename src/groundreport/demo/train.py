@@ -343,6 +343,12 @@ def train(settings: TrainSettings, log=print) -> dict:
         for g in opt.param_groups:
             g["lr"] = settings.lr * lr_factor
         opt.step()
+        if step == 20 and settings.steps is not None:  # say early when the cap will cut the schedule
+            need = elapsed / 19 * settings.steps  # the first step's start-up left out
+            if need > budget:
+                log(f"warning: at {elapsed / 19:.2f} s a step, {settings.steps} steps need ~{need / 60:.0f} min; "
+                    f"the {settings.minutes:g}-minute cap will stop near step {int(budget / need * settings.steps)}: "
+                    "raise --minutes, or train on a GPU (--device cuda)")
         if step % 100 == 0:
             extra = "".join(f" {k} {v.item():.3f}" for k, v in parts.items())  # .item() waits for a GPU
             log(f"step {step} ({elapsed / 60:.1f} min) loss {loss.item():.3f} con {loss_con.item():.3f} "
