@@ -207,7 +207,7 @@ def demo_train(
     out: Path = typer.Option(Path("demo-model"), help="Where to save the trained model."),
     minutes: float = typer.Option(45.0, help="Time cap; with --steps 0, the budget the cosine schedule fills."),
     steps: Optional[int] = typer.Option(None, help="Optimiser steps (the schedule; a seed and step count give the "
-                                        "same weights again). Default: the shipped model's (flava 2043, clip 800); "
+                                        "same weights again). Default: the shipped model's (flava 2043, clip 3616); "
                                         "0: fill the time budget instead."),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2),
