@@ -254,6 +254,8 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
         desc = f"explaining ({adapter.model_id})" + (f", rank 0 of {ranks.world_size}" if ranks.several else "")
         bar = tqdm(total=len(shard), desc=desc, unit="pair")
 
+    writers = writer_threads()
+
     def flush(n: int) -> None:
         """Explain the first ``n`` pending pairs, B at a time, and queue their writes."""
         batch, pending[:] = pending[:n], pending[n:]
@@ -277,12 +279,12 @@ def _explain_shard(cfg, adapter, suite, ranks, shard: list[tuple[int, Pair]], ti
             if bar:
                 bar.update(1)
         # a bounded queue of writes: when encoding is slower than explaining, memory stays flat
-        while len(writing) > (batcher.WINDOW + 1) * batcher.size + 2 * writer_threads():
+        while len(writing) > (batcher.WINDOW + 1) * batcher.size + 2 * writers:
             writing.popleft().result()
 
     # decoding runs ahead in worker threads (a bounded window, so memory stays flat) and
     # artifact encoding runs behind in writer threads, both overlapping the model's work
-    with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=writer_threads()) as writer:
+    with ThreadPoolExecutor(max_workers=2) as readers, ThreadPoolExecutor(max_workers=writers) as writer:
         t_wait = time.perf_counter()
         for (index, pair), image, image_sha, error in prefetch(readers, _load, shard,
                                                                ahead=max(4, cfg.batch_size)):
