@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from groundreport.metrics.grounding import baselines, iou, map_to_box, resize_map, score_map
-from groundreport.metrics.summary import summarise
+from groundreport.metrics.summary import below_chance, summarise
 
 
 def test_pointing_hit_and_miss():
@@ -141,3 +141,18 @@ def test_words_are_scored_against_their_phrase_boxes_and_summarised_beside_phras
     assert s["phrases"] == 2 and s["methods"]["m"]["pointing"] == 1.0
     assert s["words"]["words"] == 4 and s["words"]["methods"]["m"]["pointing"] == 0.75
     assert s["words"]["baselines"]["random_object"] == 0.5
+
+
+def test_below_chance_needs_more_than_noise():
+    def table(pointing, n, chance=0.4):
+        return {"methods": {"m": {"pointing": pointing, "box_accuracy": 0.0, "n": n}},
+                "baselines": {"random_object": chance}, "n": n}
+
+    # chance 0.4: two standard errors are 0.098 over 100 items and 0.031 over 1,000
+    assert below_chance(table(0.29, 100)) == {"m": ["phrases"]}
+    assert below_chance(table(0.31, 100)) == {}
+    assert below_chance(table(0.36, 1000)) == {"m": ["phrases"]}
+    assert below_chance(table(0.41, 1000)) == {}
+    s = dict(table(0.5, 100), words=table(0.1, 200))
+    assert below_chance(s) == {"m": ["words"]}
+    assert below_chance(None) == {} and below_chance({"methods": {}, "baselines": {}}) == {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ..metrics.summary import below_chance
+
 
 def print_summary(summary: dict | None, methods: list[dict]) -> None:
     """The phrase table, and beside it the per-word table (content words against their phrase's boxes)."""
@@ -15,6 +17,8 @@ def print_summary(summary: dict | None, methods: list[dict]) -> None:
     typer.echo(f"  {'method':<44} {'phrases':>17}  {'words':>17}")
     typer.echo(f"  {'':<44} pointing  box-acc  pointing  box-acc")
 
+    low = below_chance(summary)
+
     def cells(s):
         return f"{s['pointing']:8.3f} {s['box_accuracy']:8.3f}" if s else f"{'-':>8} {'-':>8}"
 
@@ -22,7 +26,8 @@ def print_summary(summary: dict | None, methods: list[dict]) -> None:
         s, w = summary["methods"].get(m["name"]), words["methods"].get(m["name"])
         if s or w:
             blind = "  (ignores caption)" if m["caption_blind"] else ""
-            typer.echo(f"  {m['label']:<44} {cells(s)}  {cells(w)}{blind}")
+            under = f"  (below chance: {' and '.join(low[m['name']])})" if m["name"] in low else ""
+            typer.echo(f"  {m['label']:<44} {cells(s)}  {cells(w)}{blind}{under}")
     for key, label in (("random_object", "chance: random object"), ("random_point", "chance: random point"),
                        ("centre", "chance: image centre")):
         b, wb = summary["baselines"].get(key), words["baselines"].get(key)

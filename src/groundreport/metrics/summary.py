@@ -49,3 +49,22 @@ def summarise(pairs: list[dict]) -> dict | None:
                         "form": "each content word of a boxed phrase (not articles, conjunctions, punctuation), "
                                 "its map scored against that phrase's boxes"}
     return out
+
+
+def below_chance(summary: dict | None) -> dict[str, list[str]]:
+    """Per method, which of its tables (``phrases``, ``words``) point clearly *below* the
+    random-object chance on the same items: more than two binomial standard errors under it,
+    so that a few dozen phrases' noise is not called a failure. A map that lands on other
+    objects more often than a random guess is telling the user something false."""
+    out: dict[str, list[str]] = {}
+    if not summary or "methods" not in summary:
+        return out
+    for kind, table in (("phrases", summary), ("words", summary.get("words"))):
+        chance = (table or {}).get("baselines", {}).get("random_object")
+        if chance is None:
+            continue
+        for method, s in table["methods"].items():
+            n = s.get("n") or table.get("n") or 0
+            if n and s["pointing"] < chance - 2 * (chance * (1 - chance) / n) ** 0.5:
+                out.setdefault(method, []).append(kind)
+    return out

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..metrics.summary import below_chance
 from ..report import load_manifest, read_maps
 from . import faithfulness
 from .charts import pyplot, save_svg
@@ -310,7 +311,8 @@ def _score_tables(manifest: dict, summary: dict | None, meta: dict[str, dict]) -
     pairs (that model's), chart (file name under assets/)}``."""
     models = manifest.get("models") or []
     if len(models) < 2:
-        return [{"model": None, "summary": summary, "pairs": len(manifest["pairs"]), "chart": "methods.svg"}] if summary else []
+        return [{"model": None, "summary": summary, "pairs": len(manifest["pairs"]), "chart": "methods.svg",
+                 "below": below_chance(summary)}] if summary else []
     counts: dict = {}
     for e in manifest["pairs"]:
         counts[e.get("model")] = counts.get(e.get("model"), 0) + 1
@@ -319,7 +321,7 @@ def _score_tables(manifest: dict, summary: dict | None, meta: dict[str, dict]) -
         s = summary if k == 0 else m.get("summary")  # the first model's is the report's summary
         if (s or {}).get("methods"):
             out.append({"model": meta[m["id"]], "summary": s, "pairs": counts.get(m["id"], 0),
-                        "chart": "methods.svg" if k == 0 else f"methods-{k}.svg"})
+                        "chart": "methods.svg" if k == 0 else f"methods-{k}.svg", "below": below_chance(s)})
     return out
 
 
