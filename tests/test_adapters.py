@@ -251,7 +251,7 @@ def test_two_captions_give_different_maps(adapters, scene, family):
 # -- LeGrad against a plain implementation --------------------------------------------------------
 def _plain_legrad(family, adapter, px, caption) -> np.ndarray:
     """HF's own forward, eager attentions kept with retain_grad, one backward of the image-text
-    score; per block relu(grad) averaged over heads and patch query rows, patch columns; mean
+    score; per block relu(grad) averaged over heads and every query row, patch columns; mean
     over blocks; min-max."""
     model = adapter.model
     enc = adapter.tokenize([caption])
@@ -269,7 +269,7 @@ def _plain_legrad(family, adapter, px, caption) -> np.ndarray:
     for a in attns:
         a.retain_grad()
     score.backward()
-    maps = [a.grad[0, :, first:, first:].clamp(min=0).mean(dim=(0, 1)) for a in attns]
+    maps = [a.grad[0, :, :, first:].clamp(min=0).mean(dim=(0, 1)) for a in attns]
     return normalise(torch.stack(maps).mean(0).reshape(adapter.grid).numpy())
 
 
