@@ -76,7 +76,10 @@ class BuildConfig:
 
     def map_settings(self) -> dict:
         """The settings that change a pair's maps (part of every pair's id)."""
-        return report_io.map_settings(self.methods, self.target, self.dtype, self.faithfulness)
+        from .explainers import REGISTRY
+
+        versions = {m: REGISTRY[m].version for m in self.methods if m in REGISTRY}
+        return report_io.map_settings(self.methods, self.target, self.dtype, self.faithfulness, versions)
 
 
 class Timer:
