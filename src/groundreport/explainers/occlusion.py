@@ -57,7 +57,8 @@ class Occlusion(Explainer):
         per_cell = torch.cat(drops).T.float()  # [K, cells]
         if kh == kw == 1:
             return per_cell
-        owner = torch.tensor([(r // kh) * len(range(0, gw, kw)) + c // kw for r in range(gh) for c in range(gw)])
+        per_row = -(-gw // kw)  # occluders in a row of them
+        owner = torch.tensor([(r // kh) * per_row + c // kw for r in range(gh) for c in range(gw)])
         return per_cell[:, owner]  # every patch gets the drop of the occluder over it
 
 
