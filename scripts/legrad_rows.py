@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from groundreport.demo.scenes import heldout_seeds, make_scene
+from groundreport.demo.scenes import heldout_seeds, make_scene, with_article
 from groundreport.explainers import make_methods
 from groundreport.explainers.normalise import normalise
 from groundreport.explainers.suite import Suite
@@ -42,7 +42,7 @@ def main(name: str, n: int) -> None:
     chance = []
     for seed in heldout_seeds("val", n):
         scene = make_scene(seed, (2, 4))
-        phrases = [("an " if o.colour[0] in "aeiou" else "a ") + o.phrase for o in scene.objects]
+        phrases = [with_article(o.phrase) for o in scene.objects]
         spans = [(p, (scene.caption.index(p), scene.caption.index(p) + len(p))) for p in phrases]
         px = adapter.pixel_values([scene.image])
         res = suite.run(adapter, px, scene.caption, spans)

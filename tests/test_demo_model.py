@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from groundreport.cli import app
-from groundreport.demo.scenes import HELDOUT_SEED_BASE, make_scene
+from groundreport.demo.scenes import HELDOUT_SEED_BASE, make_scene, with_article
 from groundreport.explainers import make_methods
 from groundreport.explainers.suite import Suite
 from groundreport.metrics.grounding import score_map
@@ -34,7 +34,7 @@ def _pointing(adapter, method: str, n: int = N_SCENES) -> tuple[float, float]:
     hits, chance = [], []
     for i in range(n):
         s = make_scene(HELDOUT_SEED_BASE + 7000 + i, (2, 4))
-        phrases = [("an " if o.colour[0] in "aeiou" else "a ") + o.phrase for o in s.objects]
+        phrases = [with_article(o.phrase) for o in s.objects]
         spans = [(p, (s.caption.index(p), s.caption.index(p) + len(p))) for p in phrases]
         res = suite.run(adapter, adapter.pixel_values([s.image]), s.caption, spans)
         for k, o in enumerate(s.objects):
@@ -56,7 +56,7 @@ def test_two_phrases_in_one_scene_give_different_maps(demo):
     corrs = []
     for i in range(10):
         s = make_scene(HELDOUT_SEED_BASE + 1 + i, (3, 3))
-        phrases = [(("an " if o.colour[0] in "aeiou" else "a ") + o.phrase, None) for o in s.objects]
+        phrases = [(with_article(o.phrase), None) for o in s.objects]
         res = suite.run(demo, demo.pixel_values([s.image]), s.caption, phrases)
         c = np.corrcoef(res.maps["relevancy"].phrases.reshape(3, -1))
         corrs += [c[0, 1], c[0, 2], c[1, 2]]
