@@ -20,17 +20,20 @@ launch() { # name, json, methods
   timeout 110 python3 -m groundreport eval --model $SWEEP/$1 --split val --scenes $SC --methods $3 --report $SWEEP/ev-$1 --device $DEV --offline --no-progress > $SWEEP/$1.val 2>&1; el evaluated $1 rc $?
 }
 X=${XTRA:-}
-FM=relevancy,mm-masked,gradcam; CM=relevancy,gradcam
-launch f64s0 "{\"family\":\"flava\",\"image_size\":64,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $FM & P1=$!
-launch f96s0 "{\"family\":\"flava\",\"image_size\":96,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $FM & P2=$!
-launch f96s1 "{\"family\":\"flava\",\"image_size\":96,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":1,\"pool_size\":$POOL_N$X}" $FM & P3=$!
-launch f128s0 "{\"family\":\"flava\",\"image_size\":128,\"mmm_loss_weight\":1.0,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $FM & P4=$!
-launch c64s0 "{\"family\":\"clip\",\"image_size\":64,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $CM & P5=$!
-launch c96s0 "{\"family\":\"clip\",\"image_size\":96,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $CM & P6=$!
-launch c128s0 "{\"family\":\"clip\",\"image_size\":128,\"minutes\":$MIN,\"seed\":0,\"pool_size\":$POOL_N$X}" $CM & P7=$!
+# name family image-size seed: the FLAVAs with MMM, each scored by its per-word readouts too
+for run in "f64s0 flava 64 0" "f96s0 flava 96 0" "f96s1 flava 96 1" "f128s0 flava 128 0" \
+           "c64s0 clip 64 0" "c96s0 clip 96 0" "c128s0 clip 128 0"; do
+  read -r name family size seed <<< "$run"
+  if [ "$family" = flava ]; then mmm=',"mmm_loss_weight":1.0'; methods=relevancy,mm-masked,gradcam
+  else mmm=''; methods=relevancy,gradcam; fi
+  launch $name "{\"family\":\"$family\",\"image_size\":$size$mmm,\"minutes\":$MIN,\"seed\":$seed,\"pool_size\":$POOL_N$X}" $methods &
+  runs="$runs $!"
+done
 sleep 5; (timeout 100 python3 -m groundreport build --demo --device $DEV --report /tmp/cb-report --site /tmp/cb-site --no-progress > $OUT/cuda_build.log 2>&1; echo "rc $?" >> $OUT/cuda_build.log) &
-wait $P1 $P2; tar -C $SWEEP -cf $OUT/flava_a.tar f64s0 f96s0; el tar a
-wait $P3 $P4; tar -C $SWEEP -cf $OUT/flava_b.tar f96s1 f128s0; el tar b
-wait $P5 $P6 $P7; tar -C $SWEEP -cf $OUT/clip.tar c64s0 c96s0 c128s0; el tar c
+wait $runs  # every run has the same time budget: they end together
+# grouped: at most 8 files, 16 MiB each, come back from a device call
+tar -C $SWEEP -cf $OUT/flava_a.tar f64s0 f96s0
+tar -C $SWEEP -cf $OUT/flava_b.tar f96s1 f128s0
+tar -C $SWEEP -cf $OUT/clip.tar c64s0 c96s0 c128s0; el tarred
 wait
 tar -C $SWEEP -czf $OUT/logs.tgz --exclude='ev-*' --exclude='f*s*/' $(cd $SWEEP && ls *.log *.out *.val 2>/dev/null); el done
