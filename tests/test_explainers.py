@@ -177,9 +177,10 @@ def test_occlusion_on_a_large_grid_hides_2x2_blocks_at_its_defaults(g):
     torch.testing.assert_close(drops, want)
 
 
-def _naive_relevancy(adapter, pixels, caption, minus: str | None = None):
+def _naive_relevancy(adapter, pixels, caption, minus: list[str] | None = None):
     """Chefer relevancy by the book: retain_grad on each attention map, one .backward().
-    ``minus``: the target is the caption's cosine minus this other text's (a word in context)."""
+    ``minus``: the target is the caption's cosine minus the mean cosine of these other texts
+    (a word in context against its baseline)."""
     flava = adapter.flava
     out = flava.image_model(pixel_values=pixels, output_attentions=True, output_hidden_states=True)
     for a in out.attentions:
@@ -187,7 +188,7 @@ def _naive_relevancy(adapter, pixels, caption, minus: str | None = None):
     img = torch.nn.functional.normalize(flava.image_projection(out.last_hidden_state[:, 0]), dim=-1)
     txt = _plain_text_embeds(adapter, [caption])[0]
     if minus is not None:
-        txt = txt - _plain_text_embeds(adapter, [minus])[0]
+        txt = txt - torch.stack([_plain_text_embeds(adapter, [m])[0] for m in minus]).mean(0)
     (img * txt).sum().backward()
     n = out.attentions[0].shape[-1]
     r = torch.eye(n)
@@ -203,18 +204,33 @@ def test_relevancy_matches_naive_backward(tiny_adapter, pixels):
     np.testing.assert_allclose(ours, _naive_relevancy(tiny_adapter, pixels, CAPTION_A), atol=1e-5)
 
 
-def test_word_in_context_relevancy_matches_naive_backward_of_the_masked_caption(tiny_adapter, pixels):
-    """Word w's map: relevancy of cos(image, caption) - cos(image, caption with w as [MASK]).
-    Tolerance 5e-4: the masked captions are encoded as one batch here and one by one in the
-    reference, and the target is a small difference of two cosines, so float32 rounding shows
-    at ~1e-4 after min-max normalisation."""
+def _swapped(caption: str, i: int) -> list[str]:
+    """The caption with word i swapped for each other content word of it, written out by hand."""
+    words = caption.split()
+    content = [w for w in dict.fromkeys(words) if w not in ("a", "an", "the", "and", "in")]
+    return [" ".join(alt if j == i else w for j, w in enumerate(words)) for alt in content if alt != words[i]]
+
+
+def test_word_in_context_relevancy_matches_naive_backward_against_swapped_captions(tiny_adapter, pixels):
+    """Word w's map: relevancy of cos(image, caption) minus the mean cosine of the caption with
+    w swapped for each of its other content words ("a blue circle ...", "a circle circle ...").
+    Tolerance 5e-4: the swapped captions are encoded as one batch here and one by one in the
+    reference, and the target is a small difference of cosines, so float32 rounding shows at
+    ~1e-4 after min-max normalisation."""
     res = Suite(make_methods(["relevancy"])).run(tiny_adapter, pixels, CAPTION_A)
-    words = CAPTION_A.split()
+    assert _swapped(CAPTION_A, 1) == ["a circle circle and a blue square", "a blue circle and a blue square",
+                                      "a square circle and a blue square"]
     for i in (1, 2, 5):  # red, circle, blue
-        masked = " ".join("[MASK]" if j == i else w for j, w in enumerate(words))
-        np.testing.assert_allclose(res.maps["relevancy"].words[i],
-                                   _naive_relevancy(tiny_adapter, pixels, CAPTION_A, minus=masked), atol=5e-4)
+        np.testing.assert_allclose(res.maps["relevancy"].words[i], _naive_relevancy(
+            tiny_adapter, pixels, CAPTION_A, minus=_swapped(CAPTION_A, i)), atol=5e-4)
     assert np.abs(res.maps["relevancy"].words[1] - res.maps["relevancy"].words[5]).max() > 1e-3
+
+
+def test_a_word_with_no_other_content_word_is_measured_against_the_mask(tiny_adapter, pixels):
+    """"a circle" has one content word: its baseline is the caption with it as [MASK]."""
+    res = Suite(make_methods(["relevancy"])).run(tiny_adapter, pixels, "a circle")
+    np.testing.assert_allclose(res.maps["relevancy"].words[1], _naive_relevancy(
+        tiny_adapter, pixels, "a circle", minus=["a [MASK]"]), atol=5e-4)
 
 
 def test_batched_phrase_gradients_equal_one_at_a_time(tiny_adapter, pixels):

@@ -312,7 +312,7 @@ class PlantedAdapter:
         own = (last * v_last).sum(dim=(1, 2, 3)) + (first * v_first).sum(dim=(1, 2, 3))
         return (first, last), own
 
-    def word_ablated_embeds(self, rec):
+    def word_baseline_embeds(self, rec):
         # the caption without word w scores the caption's patch minus w's: their difference is w's patch
         return torch.cat([self._one_hot(CAPTION_PATCH) - self._one_hot(p) for p in WORD_PATCH])
 

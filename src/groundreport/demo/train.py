@@ -53,6 +53,7 @@ class TrainSettings:
     image_size: int = IMAGE_SIZE  # model input; tried 96 (with 8 px patches, a 12x12 grid)
     patch_size: int = PATCH_SIZE  # ViT patch side in model-input pixels
     family: str = "flava"  # or "clip": the second demo model (two towers; no ITM, no MMM)
+    init_from: Path | None = None  # start from these weights (a saved model of the same family), not at random
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # CUDA when present; the random draws stay on the CPU either way
@@ -146,8 +147,9 @@ class _FlavaTowers:
 
         self.settings, self.tok = settings, tok
         # initialised on the CPU, so seeded alike on every device
-        self.model = FlavaForPreTraining(demo_config(image_size=settings.image_size,
-                                                     patch_size=settings.patch_size)).to(dev)
+        self.model = (FlavaForPreTraining.from_pretrained(settings.init_from) if settings.init_from else
+                      FlavaForPreTraining(demo_config(image_size=settings.image_size,
+                                                      patch_size=settings.patch_size))).to(dev)
         heads = ("flava.", "itm_head.") + (("mmm_text_head.",) if settings.mmm_loss_weight > 0 else ())
         self.params = [p for n, p in self.model.named_parameters() if n.startswith(heads)]
         self.logit_scale = self.model.flava.logit_scale
@@ -204,8 +206,9 @@ class _ClipTowers:
 
         from .model_spec import demo_clip_config
 
-        self.model = CLIPModel(demo_clip_config(tok, image_size=settings.image_size,
-                                                patch_size=settings.patch_size)).to(dev)
+        self.model = (CLIPModel.from_pretrained(settings.init_from) if settings.init_from else
+                      CLIPModel(demo_clip_config(tok, image_size=settings.image_size,
+                                                 patch_size=settings.patch_size))).to(dev)
         self.params = list(self.model.parameters())
         self.logit_scale = self.model.logit_scale
 

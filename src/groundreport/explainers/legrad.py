@@ -27,6 +27,7 @@ from .base import Explainer
 class LeGrad(Explainer):
     name = "legrad"
     label = "LeGrad (image encoder)"
+    version = 2  # 2: word maps measured against the caption's other content words swapped in (1: the word masked)
     description = ("Mean over image blocks of relu(d score / d attention), averaged over heads and all query "
                    "rows; patch columns.")
 

@@ -15,6 +15,7 @@ from .base import Explainer, head_mean_positive, relevancy_propagate, summary_ro
 class ImageRelevancy(Explainer):
     name = "relevancy"
     label = "Relevancy (image encoder)"
+    version = 2  # 2: word maps measured against the caption's other content words swapped in (1: the word masked)
     description = "Chefer et al. relevancy over all image blocks; CLS row, patch columns."
 
     def inputs(self, rec):

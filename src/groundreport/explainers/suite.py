@@ -7,8 +7,9 @@
   target, and all K targets share one batched backward (``is_grads_batched``).
 - Words: multimodal methods give a row per text token from the single ITM backward;
   word-pieces are averaged into words. Image-encoder methods take each word *in context* as a
-  target: the caption's score minus the score of the caption with that word masked, all W
-  words in one batched backward (occlusion: the same difference of its score drops).
+  target: the caption's score minus its mean score with that word swapped for each other
+  content word of the caption (``Adapter.word_baseline_embeds``), all W words in one batched
+  backward (occlusion: the same difference of its score drops).
 - A method the model cannot run (``Explainer.requires`` against ``adapter.capabilities``: no
   ITM head, no multimodal encoder, cross-attention only) is skipped with a note.
 """
@@ -199,7 +200,7 @@ class Suite:
             targets = [adapter.phrase_scores(rec, [p for p, _ in phrases]) if phrases else rec.score[:0]
                        for rec, phrases in zip(views, phrases_per_pair)]
             phrase_grads = _pair_grads(targets, image_grad_methods, batch, views)
-        # words in context: the caption's score minus its score without the word, W targets
+        # words in context: the caption's score minus its baseline's (the word swapped for the others), W targets
         if image_grad_methods and any(rec.words for rec in views):
             targets = [adapter.word_scores(rec) if rec.words else rec.score[:0] for rec in views]
             word_grads = _pair_grads(targets, image_grad_methods, batch, views)
@@ -221,10 +222,10 @@ class Suite:
                     texts = [rec.text_embed.detach()]
                     if phrases:
                         texts.append(adapter.text_embeds([p for p, _ in phrases]).to(texts[0].dtype))
-                    # a word's target, score(caption) - score(caption without it), is the score of the
-                    # embeddings' difference (scores are linear in the text embedding): its drops are
+                    # a word's target, score(caption) - score(its baseline), is the score of the
+                    # embeddings' difference (scores are affine in the text embedding): its drops are
                     # the word map, with no subtraction of two nearly equal drops to round away
-                    texts.append(texts[0] - adapter.word_ablated_embeds(rec).to(texts[0].dtype))
+                    texts.append(texts[0] - adapter.word_baseline_embeds(rec).to(texts[0].dtype))
                     drops = m.drops(adapter, pixel_values, torch.cat(texts))  # [1+K+W, P]
                     k = len(phrases)
                     caption_map = drops[0]

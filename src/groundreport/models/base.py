@@ -381,36 +381,51 @@ class Adapter:
         with torch.no_grad():
             return self.encode_text(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
 
-    def word_ablated_embeds(self, rec: ForwardRecord) -> torch.Tensor:
-        """Unit embeddings of the caption once per word with that word taken out, [W, E]; no graph.
+    def word_baseline_embeds(self, rec: ForwardRecord) -> torch.Tensor:
+        """What each word is measured against, [W, E] unit-embedding means; no graph.
 
-        The word's tokens become the tokenizer's mask token (FLAVA's and BLIP's BERT-style text
-        encoders know it); a tokenizer with no mask token (CLIP, SigLIP) has the word's tokens
-        removed instead, the rest shifted left and padded."""
-        ids, mask = rec.input_ids, rec.attention_mask
-        mask_id = self.tokenizer.mask_token_id
-        rows, masks = [], []
-        for w in rec.words:
-            if mask_id is not None:
-                row = ids[0].clone()
-                row[w.tokens] = mask_id
-                rows.append(row)
-                masks.append(mask[0])
-            else:
-                keep = [t for t in range(ids.shape[1]) if t not in set(w.tokens)]
-                pad = ids.shape[1] - len(keep)
-                pad_id = self.tokenizer.pad_token_id or 0
-                rows.append(torch.cat([ids[0, keep], ids.new_full((pad,), pad_id)]))
-                masks.append(torch.cat([mask[0, keep], mask.new_zeros(pad)]))
-        if not rows:
+        Word w's baseline is the mean embedding of the caption with w swapped for each other
+        content word of the same caption ("a red circle and a blue square": "red" against "a
+        circle circle ...", "a blue circle ...", "a square circle ..."), so its target asks which
+        image evidence makes w fit better than the caption's other words. A caption with no
+        other content word falls back to w taken out: its tokens become the tokenizer's mask
+        token (FLAVA's and BLIP's BERT-style encoders know it), or, with no mask token (CLIP,
+        SigLIP), are removed and the rest shifted left. Scores are affine in the text
+        embedding, so the mean embedding's score is the mean of the swapped captions' scores."""
+        if not rec.words:
             return rec.text_embed.new_zeros((0, rec.text_embed.shape[-1]))
+        real = rec.input_ids[0, : int(rec.attention_mask[0].sum())].tolist()
+        width = rec.input_ids.shape[1]
+        swaps: dict[str, list[int]] = {}  # each other content word once, by its text, as its own tokens
+        for w in rec.words:
+            if w.is_content and not w.unknown:
+                swaps.setdefault(w.text.lower(), [real[t] for t in w.tokens])
+        rows, owner = [], []
+        for i, w in enumerate(rec.words):
+            head, tail = real[:w.tokens[0]], real[w.tokens[-1] + 1:]
+            alts = [toks for text, toks in swaps.items() if text != w.text.lower()]
+            if not alts:
+                alts = [[self.tokenizer.mask_token_id] * len(w.tokens)] if self.tokenizer.mask_token_id is not None else [[]]
+            for toks in alts:
+                row = head + toks + tail
+                if len(row) > self.max_text_len:  # a longer swap in a caption at the length limit: keep its end token
+                    row = row[:self.max_text_len - 1] + row[-1:]
+                rows.append(row)
+                owner.append(i)
+        width = max(width, *(len(r) for r in rows))
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=rec.input_ids.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=rec.input_ids.device)
         with torch.no_grad():
-            return self.encode_text(torch.stack(rows), torch.stack(masks))
+            emb = torch.cat([self.encode_text(ids[k:k + 256], mask[k:k + 256]) for k in range(0, len(rows), 256)])
+        owner_t = torch.tensor(owner, device=emb.device)
+        sums = emb.new_zeros((len(rec.words), emb.shape[-1])).index_add_(0, owner_t, emb)
+        return sums / torch.bincount(owner_t, minlength=len(rec.words)).unsqueeze(1).to(emb.dtype)
 
     def word_scores(self, rec: ForwardRecord) -> torch.Tensor:
-        """Each word in context as a target, [W]: the caption's score minus the score of the
-        caption without that word. Gradients flow through the image side only."""
-        emb = self.word_ablated_embeds(rec).to(rec.image_embed.dtype)
+        """Each word in context as a target, [W]: the caption's score minus its baseline's
+        (``word_baseline_embeds``). Gradients flow through the image side only."""
+        emb = self.word_baseline_embeds(rec).to(rec.image_embed.dtype)
         with torch.enable_grad():
             return rec.score - self.score_of(rec.image_embed, emb)
 
