@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from groundreport.demo.scenes import HELDOUT_SEED_BASE, make_scene
 from groundreport.demo.train import hard_negative
 
@@ -67,6 +69,20 @@ def test_a_cap_too_short_for_the_schedule_is_said_after_20_steps(tmp_path, monke
     early = [m for m in lines if "need ~" in m]
     assert len(early) == 1 and "raise --minutes" in early[0] and res["steps"] < 40
     assert lines.index(early[0]) < len(lines) - 2  # said during the run, not at its end
+
+
+def test_init_from_continues_from_saved_weights(tmp_path):
+    """``init_from``: zero steps save the weights it started from; two more steps move them."""
+    from safetensors.torch import load_file
+
+    _tiny_run(tmp_path / "a")
+    _tiny_run(tmp_path / "same", steps=0, init_from=tmp_path / "a")
+    _tiny_run(tmp_path / "more", steps=2, init_from=tmp_path / "a")
+    a, same, more = (load_file(tmp_path / n / "model.safetensors") for n in ("a", "same", "more"))
+    assert all(a[k].equal(same[k]) for k in a)
+    assert not all(a[k].equal(more[k]) for k in a)
+    with pytest.raises(ValueError, match="64 px input, not 96"):
+        _tiny_run(tmp_path / "bad", steps=0, init_from=tmp_path / "a", image_size=96)
 
 
 def test_input_and_patch_size_set_the_saved_model_and_processor(tmp_path):

@@ -136,6 +136,11 @@ def _mmm_loss(model, image_out, enc, b: int, content_ids, tok, rng):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
+def _check_input(settings: TrainSettings, image_size: int) -> None:
+    if image_size != settings.image_size:  # the scene pool and the processor follow settings.image_size
+        raise ValueError(f"{settings.init_from} takes {image_size} px input, not {settings.image_size}")
+
+
 class _FlavaTowers:
     """The demo FLAVA: contrastive and phrase losses on its two encoders, ITM (and MMM when
     weighted) on its multimodal encoder."""
@@ -150,6 +155,7 @@ class _FlavaTowers:
         self.model = (FlavaForPreTraining.from_pretrained(settings.init_from) if settings.init_from else
                       FlavaForPreTraining(demo_config(image_size=settings.image_size,
                                                       patch_size=settings.patch_size))).to(dev)
+        _check_input(settings, self.model.config.image_config.image_size)
         heads = ("flava.", "itm_head.") + (("mmm_text_head.",) if settings.mmm_loss_weight > 0 else ())
         self.params = [p for n, p in self.model.named_parameters() if n.startswith(heads)]
         self.logit_scale = self.model.flava.logit_scale
@@ -209,6 +215,7 @@ class _ClipTowers:
         self.model = (CLIPModel.from_pretrained(settings.init_from) if settings.init_from else
                       CLIPModel(demo_clip_config(tok, image_size=settings.image_size,
                                                  patch_size=settings.patch_size))).to(dev)
+        _check_input(settings, self.model.config.vision_config.image_size)
         self.params = list(self.model.parameters())
         self.logit_scale = self.model.logit_scale
 
