@@ -381,7 +381,7 @@ class Adapter:
         with torch.no_grad():
             return self.encode_text(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
 
-    def word_baseline_embeds(self, rec: ForwardRecord) -> torch.Tensor:
+    def word_baseline_embeds(self, rec: ForwardRecord, swap_in=None) -> torch.Tensor:
         """What each word is measured against, [W, E] unit-embedding means; no graph.
 
         Word w's baseline is the mean embedding of the caption with w swapped for each other
@@ -391,7 +391,10 @@ class Adapter:
         other content word falls back to w taken out: its tokens become the tokenizer's mask
         token (FLAVA's and BLIP's BERT-style encoders know it), or, with no mask token (CLIP,
         SigLIP), are removed and the rest shifted left. Scores are affine in the text
-        embedding, so the mean embedding's score is the mean of the swapped captions' scores."""
+        embedding, so the mean embedding's score is the mean of the swapped captions' scores.
+
+        ``swap_in``: another rule, word text -> the texts to swap in (scripts/word_baselines.py
+        compares rules; an empty list means the mask)."""
         if not rec.words:
             return rec.text_embed.new_zeros((0, rec.text_embed.shape[-1]))
         real = rec.input_ids[0, : int(rec.attention_mask[0].sum())].tolist()
@@ -403,7 +406,10 @@ class Adapter:
         rows, owner = [], []
         for i, w in enumerate(rec.words):
             head, tail = real[:w.tokens[0]], real[w.tokens[-1] + 1:]
-            alts = [toks for text, toks in swaps.items() if text != w.text.lower()]
+            if swap_in is None:
+                alts = [toks for text, toks in swaps.items() if text != w.text.lower()]
+            else:
+                alts = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in swap_in(w.text.lower())]
             if not alts:
                 alts = [[self.tokenizer.mask_token_id] * len(w.tokens)] if self.tokenizer.mask_token_id is not None else [[]]
             for toks in alts:
