@@ -21,8 +21,10 @@ launch() { # name, json, methods
 }
 X=${XTRA:-}
 # name family image-size seed: the FLAVAs with MMM, each scored by its per-word readouts too
-for run in "f64s0 flava 64 0" "f96s0 flava 96 0" "f96s1 flava 96 1" "f128s0 flava 128 0" \
-           "c64s0 clip 64 0" "c96s0 clip 96 0" "c128s0 clip 128 0"; do
+# RUNS overrides the table, e.g. RUNS="f128a flava 128 0;f128b flava 128 1" (names must fit the tars below)
+RUNS=${RUNS:-"f64s0 flava 64 0;f96s0 flava 96 0;f96s1 flava 96 1;f128s0 flava 128 0;c64s0 clip 64 0;c96s0 clip 96 0;c128s0 clip 128 0"}
+IFS=';' read -ra TABLE <<< "$RUNS"
+for run in "${TABLE[@]}"; do
   read -r name family size seed <<< "$run"
   if [ "$family" = flava ]; then mmm=',"mmm_loss_weight":1.0'; methods=relevancy,mm-masked,gradcam
   else mmm=''; methods=relevancy,gradcam; fi
@@ -31,9 +33,22 @@ for run in "f64s0 flava 64 0" "f96s0 flava 96 0" "f96s1 flava 96 1" "f128s0 flav
 done
 sleep 5; (timeout 100 python3 -m groundreport build --demo --device $DEV --report /tmp/cb-report --site /tmp/cb-site --no-progress > $OUT/cuda_build.log 2>&1; echo "rc $?" >> $OUT/cuda_build.log) &
 wait $runs  # every run has the same time budget: they end together
-# grouped: at most 8 files, 16 MiB each, come back from a device call
-tar -C $SWEEP -cf $OUT/flava_a.tar f64s0 f96s0
-tar -C $SWEEP -cf $OUT/flava_b.tar f96s1 f128s0
-tar -C $SWEEP -cf $OUT/clip.tar c64s0 c96s0 c128s0; el tarred
+# at most 8 files, 16 MiB each, come back from a call: the runs' folders packed into as few tars as fit
+python3 - $SWEEP $OUT "${TABLE[@]}" <<'PY'
+import sys, tarfile, pathlib
+sweep, out, runs = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), [r.split()[0] for r in sys.argv[3:]]
+size = lambda n: sum(f.stat().st_size for f in (sweep / n).rglob("*") if f.is_file())
+groups, cur, total = [], [], 0
+for n in runs:
+    if cur and total + size(n) > 15 * 2**20:
+        groups.append(cur); cur, total = [], 0
+    cur.append(n); total += size(n)
+groups += [cur] if cur else []
+for k, g in enumerate(groups):
+    with tarfile.open(out / f"runs_{k}.tar", "w") as t:
+        for n in g:
+            t.add(sweep / n, arcname=n)
+PY
+el tarred
 wait
 tar -C $SWEEP -czf $OUT/logs.tgz --exclude='ev-*' --exclude='f*s*/' $(cd $SWEEP && ls *.log *.out *.val 2>/dev/null); el done
