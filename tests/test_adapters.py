@@ -327,6 +327,47 @@ def test_word_baseline_is_the_caption_with_the_word_swapped_for_its_other_conten
         torch.testing.assert_close(base[i], a.text_embeds(swapped).mean(0), atol=1e-5, rtol=1e-4)
 
 
+def _written_out(words, i, alternatives):
+    return [" ".join(alt if j == i else w for j, w in enumerate(words)) for alt in alternatives]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_word_baseline_swaps_each_known_content_word_once_whatever_its_tokens(adapters, scene, family):
+    """A repeated word is swapped in once; a word of several tokens (CLIP's "circles") whole;
+    a word the tokenizer does not know (SigLIP's and BLIP's "zzqx", "circles") not at all."""
+    a = adapters[family]
+    caption = "a red circles and a zzqx red square"
+    rec = a.forward(a.pixel_values([scene.image]), caption)
+    words = caption.split()
+    assert [w.text for w in rec.words] == words
+    known = [w.text for w in rec.words if not w.unknown and w.text not in ("a", "and")]
+    if family == "clip":
+        assert len(rec.words[2].tokens) > 1 and not rec.words[5].unknown
+    else:
+        assert rec.words[5].unknown
+    base = a.word_baseline_embeds(rec)
+    for i in (1, 2, 6, 7):  # red, circles, red again, square
+        alts = [t for t in dict.fromkeys(known) if t != words[i]]
+        torch.testing.assert_close(base[i], a.text_embeds(_written_out(words, i, alts)).mean(0), atol=1e-5, rtol=1e-4)
+
+
+def test_word_baseline_of_a_truncated_caption_keeps_its_end_token_and_skips_the_cut_word(adapters, scene):
+    """CLIP (16 tokens here): a longer word swapped into a caption at the limit pushes the tail
+    out and keeps the end token, as tokenizing the written-out caption would; the last word,
+    which truncation may have cut, is not swapped in."""
+    a = adapters["clip"]
+    caption = "a red circle and a blue squares and a green squares and a red star"
+    rec = a.forward(a.pixel_values([scene.image]), caption)
+    assert rec.truncated and rec.input_ids.shape[1] == a.max_text_len
+    words = caption.split()
+    assert rec.words[-1].text not in words  # "squares" cut to its first pieces
+    inside = [w.text for w in rec.words[:-1] if w.text not in ("a", "and")]
+    assert "squares" in inside
+    base = a.word_baseline_embeds(rec)
+    alts = [t for t in dict.fromkeys(inside) if t != "red"]
+    torch.testing.assert_close(base[1], a.text_embeds(_written_out(words, 1, alts)).mean(0), atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("family", ["clip", "siglip"])
 def test_a_lone_content_word_is_removed_without_a_mask_token(adapters, scene, family):
     """CLIP's and SigLIP's tokenizers have no mask token: a caption's only content word is

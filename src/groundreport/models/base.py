@@ -387,8 +387,9 @@ class Adapter:
         Word w's baseline is the mean embedding of the caption with w swapped for each other
         content word of the same caption ("a red circle and a blue square": "red" against "a
         circle circle ...", "a blue circle ...", "a square circle ..."), so its target asks which
-        image evidence makes w fit better than the caption's other words. A caption with no
-        other content word falls back to w taken out: its tokens become the tokenizer's mask
+        image evidence makes w fit better than the caption's other words. Unknown words, and a
+        last word that truncation may have cut short, are not swapped in. With nothing to swap
+        in (no other known content word), w is taken out instead: its tokens become the mask
         token (FLAVA's and BLIP's BERT-style encoders know it), or, with no mask token (CLIP,
         SigLIP), are removed and the rest shifted left. Scores are affine in the text
         embedding, so the mean embedding's score is the mean of the swapped captions' scores.
@@ -400,8 +401,9 @@ class Adapter:
         real = rec.input_ids[0, : int(rec.attention_mask[0].sum())].tolist()
         width = rec.input_ids.shape[1]
         swaps: dict[str, list[int]] = {}  # each other content word once, by its text, as its own tokens
+        cut = rec.words[-1] if rec.truncated else None  # truncation may have cut the last word short
         for w in rec.words:
-            if w.is_content and not w.unknown:
+            if w.is_content and not w.unknown and w is not cut:
                 swaps.setdefault(w.text.lower(), [real[t] for t in w.tokens])
         rows, owner = [], []
         for i, w in enumerate(rec.words):

@@ -4,7 +4,8 @@ Two towers and no multimodal encoder: every method reads the image encoder (sequ
 ``[CLS, patches]``), targeted at the cosine of the projected image CLS and the projected text
 EOS token (CLIP's logit is that cosine times a fixed scale: the same maps). CLIP's processor
 resizes the short side and centre-crops, so the grid covers the crop only (``region``).
-CLIP's tokenizer has no mask token: a word in context is scored by removing its tokens.
+CLIP's tokenizer has no mask token: a word with no other content word to be swapped for
+(``Adapter.word_baseline_embeds``) is scored by removing its tokens.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ has no residual path of its own). The head is run here module by module because
 ``torch.nn.MultiheadAttention`` does not return the probabilities it multiplies with.
 
 Text: padded to ``max_length`` and pooled at the last position, as SigLIP was trained; the
-tokenizer has no mask token, so a word in context is scored by removing its tokens.
+tokenizer has no mask token, so a word with no other content word to be swapped for is
+scored by removing its tokens.
 """
 
 from __future__ import annotations
