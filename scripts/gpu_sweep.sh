@@ -21,7 +21,7 @@ launch() { # name, json, methods
 }
 X=${XTRA:-}
 # name family image-size seed: the FLAVAs with MMM, each scored by its per-word readouts too
-# RUNS overrides the table, e.g. RUNS="f128a flava 128 0;f128b flava 128 1" (names must fit the tars below)
+# RUNS overrides the table, e.g. RUNS="f128a flava 128 0;f128b flava 128 1"
 RUNS=${RUNS:-"f64s0 flava 64 0;f96s0 flava 96 0;f96s1 flava 96 1;f128s0 flava 128 0;c64s0 clip 64 0;c96s0 clip 96 0;c128s0 clip 128 0"}
 IFS=';' read -ra TABLE <<< "$RUNS"
 for run in "${TABLE[@]}"; do

@@ -313,6 +313,10 @@ def test_siglip_relevancy_carries_the_probe_row_through_the_encoder(adapters, sc
                                atol=1e-5)
 
 
+def _written_out(words, i, alternatives):
+    return [" ".join(alt if j == i else w for j, w in enumerate(words)) for alt in alternatives]
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_word_baseline_is_the_caption_with_the_word_swapped_for_its_other_content_words(adapters, scene, family):
     """Each word's baseline: the mean embedding of the caption with the word replaced by each
@@ -322,13 +326,8 @@ def test_word_baseline_is_the_caption_with_the_word_swapped_for_its_other_conten
     base = a.word_baseline_embeds(rec)
     words = CAPTION_A.split()
     for i in (1, 2, 5):  # red, circle, blue
-        swapped = [" ".join(alt if j == i else w for j, w in enumerate(words))
-                   for alt in ("red", "circle", "blue", "square") if alt != words[i]]
+        swapped = _written_out(words, i, [alt for alt in ("red", "circle", "blue", "square") if alt != words[i]])
         torch.testing.assert_close(base[i], a.text_embeds(swapped).mean(0), atol=1e-5, rtol=1e-4)
-
-
-def _written_out(words, i, alternatives):
-    return [" ".join(alt if j == i else w for j, w in enumerate(words)) for alt in alternatives]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -284,7 +284,7 @@ class PlantedAdapter:
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in PHRASE_PATCH])
 
-    def word_scores(self, rec):
+    def word_scores(self, rec, baseline=None):
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in WORD_PATCH])
 

@@ -200,18 +200,24 @@ class Suite:
             targets = [adapter.phrase_scores(rec, [p for p, _ in phrases]) if phrases else rec.score[:0]
                        for rec, phrases in zip(views, phrases_per_pair)]
             phrase_grads = _pair_grads(targets, image_grad_methods, batch, views)
-        # words in context: the caption's score minus its baseline's (the word swapped for the others), W targets
+        # words in context: the caption's score minus its baseline's (the word swapped for the others),
+        # W targets; each pair's baselines encoded once, for the gradient methods and occlusion alike
+        word_bases = ([adapter.word_baseline_embeds(rec) for rec in views]
+                      if image_grad_methods or any(m.perturbation for m in methods) else [None] * len(views))
         if image_grad_methods and any(rec.words for rec in views):
-            targets = [adapter.word_scores(rec) if rec.words else rec.score[:0] for rec in views]
+            targets = [adapter.word_scores(rec, base) if rec.words else rec.score[:0]
+                       for rec, base in zip(views, word_bases)]
             word_grads = _pair_grads(targets, image_grad_methods, batch, views)
 
         for b, rec in enumerate(views):
             self._maps(adapter, pixel_values[b:b + 1], rec, phrases_per_pair[b], methods, grads[b],
-                       phrase_grads[b], word_grads[b], results[b])
+                       phrase_grads[b], word_grads[b], word_bases[b], results[b])
         return results
 
-    def _maps(self, adapter, pixel_values, rec, phrases, methods, grads, phrase_grads, word_grads, result) -> None:
-        """One pair's maps, every method, from its record and its gradients, into ``result.maps``."""
+    def _maps(self, adapter, pixel_values, rec, phrases, methods, grads, phrase_grads, word_grads, word_base,
+              result) -> None:
+        """One pair's maps, every method, from its record, its gradients and its words' baselines
+        (``word_base``, [W, E]), into ``result.maps``."""
         gh, gw = rec.grid
         word_groups = rec.word_token_rows()
         content = [t for w in rec.words if not w.is_punctuation for t in w.tokens] or [t for g in word_groups for t in g]
@@ -225,7 +231,7 @@ class Suite:
                     # a word's target, score(caption) - score(its baseline), is the score of the
                     # embeddings' difference (scores are affine in the text embedding): its drops are
                     # the word map, with no subtraction of two nearly equal drops to round away
-                    texts.append(texts[0] - adapter.word_baseline_embeds(rec).to(texts[0].dtype))
+                    texts.append(texts[0] - word_base.to(texts[0].dtype))
                     drops = m.drops(adapter, pixel_values, torch.cat(texts))  # [1+K+W, P]
                     k = len(phrases)
                     caption_map = drops[0]

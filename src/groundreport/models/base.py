@@ -399,7 +399,6 @@ class Adapter:
         if not rec.words:
             return rec.text_embed.new_zeros((0, rec.text_embed.shape[-1]))
         real = rec.input_ids[0, : int(rec.attention_mask[0].sum())].tolist()
-        width = rec.input_ids.shape[1]
         swaps: dict[str, list[int]] = {}  # each other content word once, by its text, as its own tokens
         cut = rec.words[-1] if rec.truncated else None  # truncation may have cut the last word short
         for w in rec.words:
@@ -420,7 +419,7 @@ class Adapter:
                     row = row[:self.max_text_len - 1] + row[-1:]
                 rows.append(row)
                 owner.append(i)
-        width = max(width, *(len(r) for r in rows))
+        width = max(rec.input_ids.shape[1], *(len(r) for r in rows))
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=rec.input_ids.device)
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=rec.input_ids.device)
@@ -430,10 +429,10 @@ class Adapter:
         sums = emb.new_zeros((len(rec.words), emb.shape[-1])).index_add_(0, owner_t, emb)
         return sums / torch.bincount(owner_t, minlength=len(rec.words)).unsqueeze(1).to(emb.dtype)
 
-    def word_scores(self, rec: ForwardRecord) -> torch.Tensor:
+    def word_scores(self, rec: ForwardRecord, baseline: torch.Tensor | None = None) -> torch.Tensor:
         """Each word in context as a target, [W]: the caption's score minus its baseline's
-        (``word_baseline_embeds``). Gradients flow through the image side only."""
-        emb = self.word_baseline_embeds(rec).to(rec.image_embed.dtype)
+        (``baseline``, else ``word_baseline_embeds``). Gradients flow through the image side only."""
+        emb = (self.word_baseline_embeds(rec) if baseline is None else baseline).to(rec.image_embed.dtype)
         with torch.enable_grad():
             return rec.score - self.score_of(rec.image_embed, emb)
 
