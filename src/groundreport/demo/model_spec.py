@@ -20,18 +20,18 @@ def demo_vocab() -> dict[str, int]:
 
 def demo_config(hidden: int = 128, heads: int = 4, mlp: int = 512, image_layers: int = 4,
                 text_layers: int = 2, mm_layers: int = 2, image_size: int = IMAGE_SIZE,
-                patch_size: int = PATCH_SIZE):
+                patch_size: int = PATCH_SIZE, image_act: str = "gelu", projection_dim: int | None = None):
     from transformers import FlavaConfig
 
     common = dict(hidden_size=hidden, num_attention_heads=heads, intermediate_size=mlp)
     return FlavaConfig(
         image_config=dict(common, num_hidden_layers=image_layers, image_size=image_size,
-                          patch_size=patch_size, vocab_size=8),
+                          patch_size=patch_size, vocab_size=8, hidden_act=image_act),
         text_config=dict(common, num_hidden_layers=text_layers, vocab_size=len(demo_vocab()),
                          max_position_embeddings=64),
         multimodal_config=dict(common, num_hidden_layers=mm_layers),
         hidden_size=hidden,
-        projection_dim=hidden,
+        projection_dim=projection_dim or hidden,
         init_codebook=False,
         architectures=["FlavaForPreTraining"],
     )

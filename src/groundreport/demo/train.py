@@ -49,11 +49,14 @@ class TrainSettings:
     itm_pairs: int = 128  # ITM on this many of the batch's images (their caption and its hard negative each)
     mmm_loss_weight: float = 0.0  # masked multimodal modelling: one colour/shape word of each caption masked,
     # predicted by FLAVA's mmm_text_head from the multimodal encoder (image + the rest of the caption)
+    mmm_rows: int = 128  # MMM on this many of the batch's captions (the multimodal pass is a step's dearest part)
     varied_drawing: bool = False  # draw training scenes with varied size, rotation, shade, blur, noise, JPEG
     image_size: int = IMAGE_SIZE  # model input; tried 96 (with 8 px patches, a 12x12 grid)
     patch_size: int = PATCH_SIZE  # ViT patch side in model-input pixels
     family: str = "flava"  # or "clip": the second demo model (two towers; no ITM, no MMM)
     init_from: Path | None = None  # start from these weights (a saved model of the same family), not at random
+    image_tower_from: Path | None = None  # FLAVA only: a saved CLIP whose vision tower becomes the image
+    # encoder, frozen (demo/transplant.py); the text and multimodal encoders learn against it
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # CUDA when present; the random draws stay on the CPU either way
@@ -151,13 +154,25 @@ class _FlavaTowers:
         from .model_spec import demo_config
 
         self.settings, self.tok = settings, tok
+        self.frozen_image = settings.image_tower_from is not None
+        if self.frozen_image and settings.init_from:
+            raise ValueError("give init_from or image_tower_from, not both")
         # initialised on the CPU, so seeded alike on every device
-        self.model = (FlavaForPreTraining.from_pretrained(settings.init_from) if settings.init_from else
-                      FlavaForPreTraining(demo_config(image_size=settings.image_size,
-                                                      patch_size=settings.patch_size))).to(dev)
+        if settings.init_from:
+            self.model = FlavaForPreTraining.from_pretrained(settings.init_from)
+        elif self.frozen_image:
+            self.model = _flava_on_clip_vision(settings.image_tower_from)
+        else:
+            self.model = FlavaForPreTraining(demo_config(image_size=settings.image_size,
+                                                         patch_size=settings.patch_size))
+        self.model.to(dev)
         _check_input(settings, self.model.config.image_config.image_size)
         heads = ("flava.", "itm_head.") + (("mmm_text_head.",) if settings.mmm_loss_weight > 0 else ())
-        self.params = [p for n, p in self.model.named_parameters() if n.startswith(heads)]
+        frozen = ("flava.image_model.", "flava.image_projection.") if self.frozen_image else ()
+        for n, p in self.model.named_parameters():
+            if n.startswith(frozen):
+                p.requires_grad_(False)
+        self.params = [p for n, p in self.model.named_parameters() if n.startswith(heads) and not n.startswith(frozen)]
         self.logit_scale = self.model.flava.logit_scale
         self.content_ids = {tok.convert_tokens_to_ids(w) for w in (*COLOURS, *SHAPES)}
 
@@ -165,6 +180,26 @@ class _FlavaTowers:
         from ..models.flava_parts import encode_image, image_embedding
 
         out = encode_image(self.model.flava, pixels)
+        return out, image_embedding(self.model.flava, out)
+
+    def encode_pool(self, pool_t, normalise, chunk: int = 256):
+        """A frozen image encoder's last block output for every pool scene, once: [N, 1+P, D] fp16."""
+        import torch
+
+        from ..models.flava_parts import encode_image
+
+        self.model.flava.image_model.eval()
+        with torch.no_grad():
+            return torch.cat([encode_image(self.model.flava, normalise(pool_t[i:i + chunk])).hidden_states[-1].half().cpu()
+                              for i in range(0, len(pool_t), chunk)])
+
+    def image_from_states(self, states):
+        """What ``image`` returns, from ``encode_pool``'s states of a batch."""
+        from types import SimpleNamespace
+
+        from ..models.flava_parts import image_embedding
+
+        out = SimpleNamespace(hidden_states=(states,), last_hidden_state=self.model.flava.image_model.layernorm(states))
         return out, image_embedding(self.model.flava, out)
 
     def text(self, ids, mask):
@@ -193,7 +228,7 @@ class _FlavaTowers:
         loss = s.itm_loss_weight * loss_itm
         parts = {"itm": loss_itm, "itm_acc": ((itm > 0).float() == itm_target).float().mean()}
         if s.mmm_loss_weight > 0:
-            loss_mmm = _mmm_loss(self.model, image_out, enc, b, self.content_ids, self.tok, rng)
+            loss_mmm = _mmm_loss(self.model, image_out, enc, min(s.mmm_rows, b), self.content_ids, self.tok, rng)
             loss = loss + s.mmm_loss_weight * loss_mmm
             parts["mmm"] = loss_mmm
         return loss, parts
@@ -202,6 +237,23 @@ class _FlavaTowers:
         # what the MMM head learned from, in the saved config: a head trained with weight 0 is
         # random, and explainers must not read it (FlavaAdapter grants "mmm" only when > 0)
         self.model.config.mmm_text_weight = float(settings.mmm_loss_weight)
+
+
+def _flava_on_clip_vision(clip_dir):
+    """A fresh demo FLAVA whose image encoder and projection are the saved CLIP's vision tower."""
+    from transformers import CLIPModel, FlavaForPreTraining
+
+    from .model_spec import demo_config
+    from .transplant import clip_vision_into_flava, flava_image_settings
+
+    clip = CLIPModel.from_pretrained(clip_dir)
+    v = flava_image_settings(clip.config)
+    model = FlavaForPreTraining(demo_config(hidden=v["hidden_size"], heads=v["num_attention_heads"],
+                                            mlp=v["intermediate_size"], image_layers=v["num_hidden_layers"],
+                                            image_size=v["image_size"], patch_size=v["patch_size"],
+                                            image_act=v["hidden_act"], projection_dim=v["projection_dim"]))
+    clip_vision_into_flava(clip, model.flava)
+    return model
 
 
 class _ClipTowers:
@@ -292,11 +344,20 @@ def train(settings: TrainSettings, log=print) -> dict:
     phrase_tokens = tok([with_art for with_art in (join_phrases([p]) for p in ALL_PHRASES)],
                         padding=True, return_tensors="pt").to(dev)
 
+    def normalise(x):
+        return (x.to(dev).float() / 255.0 - mean) / std
+
     def to_pixels(idx):
         x = pool_t[idx].to(dev).float() / 255.0
         if rng.random() < 0.5:
             x = x.flip(-1)
         return (x - mean) / std
+
+    states = None
+    if getattr(towers, "frozen_image", False):  # encoded once, unflipped: no image gradient to train
+        t1 = time.time()
+        states = towers.encode_pool(pool_t, normalise)
+        log(f"encoded the {n_pool} scenes with the frozen image encoder in {time.time() - t1:.0f}s")
 
     budget = settings.minutes * 60
     start = time.time()
@@ -317,9 +378,10 @@ def train(settings: TrainSettings, log=print) -> dict:
             neg_objs.append(hard_negative(objs, rng))
         captions = [join_phrases([phrase_text(*o) for o in objs]) for objs in pos_objs + neg_objs]
         enc = tok(captions, padding=True, return_tensors="pt").to(dev)
-        pixels = to_pixels(idx)
-
-        image_out, img = towers.image(pixels)
+        if states is not None:
+            image_out, img = towers.image_from_states(states[idx].to(dev).float())
+        else:
+            image_out, img = towers.image(to_pixels(idx))
         text_out, txt = towers.text(enc["input_ids"], enc["attention_mask"])
         b = settings.batch_size
         scale = towers.logit_scale.exp().clamp(max=100)
