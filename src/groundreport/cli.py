@@ -213,7 +213,8 @@ def demo_train(
     threads: int = typer.Option(2),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     split: str = typer.Option("test", help="Held-out scenes to score it on: test, or val."),
-    family: str = typer.Option("flava", help="flava (the 'demo' model) or clip (the 'demo-clip' model)."),
+    family: str = typer.Option("flava", help="flava (the 'demo' model), clip (the 'demo-clip' model), or "
+                               "flava-on-clip (a 128 px FLAVA on demo-clip's frozen vision tower; not shipped)."),
 ):
     """Train a demo model from scratch on synthetic scenes (captions only, no boxes)."""
     from .commands import demo_train as command

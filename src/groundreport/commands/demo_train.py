@@ -13,15 +13,15 @@ def run(out: Path, minutes: float, steps: int | None, seed: int, threads: int, d
         methods: list[str], family: str = "flava") -> None:
     from ..compute import BuildConfig
     from ..demo.scenes import heldout_seeds
-    from ..demo.train import FAMILIES, recipe, train
+    from ..demo.train import RECIPES, recipe, train
     from ..models.base import resolve_device
     from . import evaluate
 
     # check the arguments before a long run, not after it
     resolve_device(device)
     heldout_seeds(split, 1)
-    if family not in FAMILIES:
-        raise UserError(f"unknown --family {family!r}; choose {', '.join(FAMILIES)}")
+    if family not in RECIPES:
+        raise UserError(f"unknown --family {family!r}; choose {', '.join(RECIPES)}")
     if (steps is not None and steps < 0) or minutes <= 0:
         raise UserError("--steps must be >= 0 (0: fill --minutes) and --minutes > 0")
     settings = recipe(family, out_dir=out, minutes=minutes, seed=seed, threads=threads, device=device)

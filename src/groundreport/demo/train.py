@@ -291,20 +291,28 @@ class _ClipTowers:
 
 
 FAMILIES = {"flava": _FlavaTowers, "clip": _ClipTowers}
-# what `groundreport demo train [--family F]` trains by default: the bundled models' recipes
-# (the bundled CLIP: 128 px input in 8 px patches, a 16 x 16 grid; trained on one H200, see
-# docs/demo-model.md; on 2 CPU cores its 3,616 steps take hours: raise --minutes)
+# what `groundreport demo train [--family F]` trains: the bundled models' recipes (the bundled CLIP:
+# 128 px input in 8 px patches, a 16 x 16 grid; trained on one H200, see docs/demo-model.md; on 2 CPU
+# cores its 3,616 steps take hours: raise --minutes), and "flava-on-clip": a 128 px FLAVA whose image
+# encoder is the bundled CLIP's vision tower, frozen, with MMM and ITM (measured, not shipped)
 RECIPES = {
     "flava": dict(steps=2043),
-    "clip": dict(steps=3616, image_size=128, varied_drawing=True),
+    "clip": dict(family="clip", steps=3616, image_size=128, varied_drawing=True),
+    "flava-on-clip": dict(steps=1500, image_size=128, varied_drawing=True, pool_size=12000, mmm_loss_weight=1.0,
+                          mmm_rows=64, itm_pairs=16, image_tower_from="demo-clip"),
 }
 
 
-def recipe(family: str, **overrides) -> TrainSettings:
-    """The settings the bundled ``family`` model was trained with (``overrides`` on top)."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; choose {', '.join(FAMILIES)}")
-    return TrainSettings(family=family, **(RECIPES[family] | overrides))
+def recipe(name: str, **overrides) -> TrainSettings:
+    """The settings the ``name`` recipe trains with (``overrides`` on top)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown family {name!r}; choose {', '.join(RECIPES)}")
+    settings = RECIPES[name] | overrides
+    if settings.get("image_tower_from") == "demo-clip":
+        from ..models.base import bundled_demo_path
+
+        settings["image_tower_from"] = bundled_demo_path("demo-clip")
+    return TrainSettings(**settings)
 
 
 def train(settings: TrainSettings, log=print) -> dict:
