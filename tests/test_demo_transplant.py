@@ -104,15 +104,15 @@ def test_training_on_the_frozen_tower_moves_the_text_side_only_and_loads(tmp_pat
                             init_from=tmp_path / "f", image_tower_from=tmp_path / "clip"))
 
 
-def test_the_flava_on_clip_recipe_stands_on_the_bundled_clip(tmp_path):
+def test_the_bundled_flava_recipe_stands_on_the_bundled_clip(tmp_path):
     from transformers import CLIPConfig
 
     from groundreport.demo.train import recipe
     from groundreport.demo.transplant import flava_image_settings
     from groundreport.models.base import bundled_demo_path
 
-    s = recipe("flava-on-clip", out_dir=tmp_path)
+    s = recipe("flava", out_dir=tmp_path)
     assert s.family == "flava" and s.image_tower_from == bundled_demo_path("demo-clip")
     v = flava_image_settings(CLIPConfig.from_pretrained(s.image_tower_from))
     assert v["image_size"] == s.image_size and v["num_hidden_layers"] == 5
-    assert recipe("clip", out_dir=tmp_path).family == "clip" and recipe("flava", out_dir=tmp_path).image_tower_from is None
+    assert recipe("clip", out_dir=tmp_path).family == "clip" and recipe("flava-64", out_dir=tmp_path).image_tower_from is None

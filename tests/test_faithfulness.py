@@ -252,12 +252,11 @@ def test_cascade_randomises_one_stage_at_a_time(demo):
 
     model = copy.deepcopy(demo.model)
     stages = sa.flava_stages(model)
-    assert [s.label for s in stages] == ["heads", "mm_block_1", "mm_block_0", "image_block_3", "image_block_2",
-                                         "image_block_1", "image_block_0"]
-    assert sa.depth_labels(stages, multimodal=False) == ["original", "heads", "image_block_3", "image_block_2",
-                                                        "image_block_1", "image_block_0"]
+    image = [f"image_block_{k}" for k in range(4, -1, -1)]  # 5 blocks: the first is CLIP's input LayerNorm
+    assert [s.label for s in stages] == ["heads", "mm_block_1", "mm_block_0", *image]
+    assert sa.depth_labels(stages, multimodal=False) == ["original", "heads", *image]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    sa.reinitialise(model, stages[3].modules, seed=1)  # image block 3
+    sa.reinitialise(model, stages[4].modules, seed=1)  # image block 3
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith("flava.image_model.encoder.layer.3.") for k in changed)
     assert {k for k in before if k.startswith("flava.image_model.encoder.layer.3.") and "weight" in k
@@ -276,7 +275,7 @@ def sanity_pairs(demo):
 def test_relevancy_does_not_survive_weight_randomisation(demo, sanity_pairs):
     r = sa.randomisation(demo, make_methods(["relevancy", "mm-relevancy"]), sanity_pairs[:3], seed=0)
     rel = r["relevancy"]
-    assert rel["depths"] == ["original", "heads", "image_block_3", "image_block_2", "image_block_1", "image_block_0"]
+    assert rel["depths"] == ["original", "heads", *(f"image_block_{k}" for k in range(4, -1, -1))]
     assert rel["spearman"][0] == 1.0
     assert rel["spearman"][-1] < sa.RANDOMISATION_FLAG_THRESHOLD, rel["spearman"]
     assert r["mm-relevancy"]["depths"][2:4] == ["mm_block_1", "mm_block_0"]

@@ -97,7 +97,7 @@ def build(
                           split=split, sample=None if sample == 0 else sample, captions_per_image=captions_per_image,
                           seed=seed, **_models(model or ["facebook/flava-full"]), offline=offline, device=device,
                           dtype=dtype,
-                          methods=_methods(methods or (ALL_METHODS if demo else DEFAULT_METHODS)), target=target,
+                          methods=_methods(methods or DEFAULT_METHODS), target=target,
                           report=str(report), demo=demo, faithfulness=faithfulness, batch_size=batch_size)
         command.run(cfg, site, strict, progress)
 
@@ -207,14 +207,14 @@ def demo_train(
     out: Path = typer.Option(Path("demo-model"), help="Where to save the trained model."),
     minutes: float = typer.Option(45.0, help="Time cap; with --steps 0, the budget the cosine schedule fills."),
     steps: Optional[int] = typer.Option(None, help="Optimiser steps (the schedule; a seed and step count give the "
-                                        "same weights again). Default: the shipped model's (flava 2043, clip 3616); "
+                                        "same weights again). Default: the recipe's (flava 1500, clip 3616, flava-64 2043); "
                                         "0: fill the time budget instead."),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     split: str = typer.Option("test", help="Held-out scenes to score it on: test, or val."),
-    family: str = typer.Option("flava", help="flava (the 'demo' model), clip (the 'demo-clip' model), or "
-                               "flava-on-clip (a 128 px FLAVA on demo-clip's frozen vision tower; not shipped)."),
+    family: str = typer.Option("flava", help="flava (the 'demo' model: on demo-clip's frozen vision tower), clip "
+                               "(the 'demo-clip' model), or flava-64 (the previous demo FLAVA, from scratch)."),
 ):
     """Train a demo model from scratch on synthetic scenes (captions only, no boxes)."""
     from .commands import demo_train as command

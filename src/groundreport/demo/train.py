@@ -291,15 +291,16 @@ class _ClipTowers:
 
 
 FAMILIES = {"flava": _FlavaTowers, "clip": _ClipTowers}
-# what `groundreport demo train [--family F]` trains: the bundled models' recipes (the bundled CLIP:
-# 128 px input in 8 px patches, a 16 x 16 grid; trained on one H200, see docs/demo-model.md; on 2 CPU
-# cores its 3,616 steps take hours: raise --minutes), and "flava-on-clip": a 128 px FLAVA whose image
-# encoder is the bundled CLIP's vision tower, frozen, with MMM and ITM (measured, not shipped)
+# what `groundreport demo train [--family F]` trains: the bundled models' recipes, and the previous
+# demo FLAVA's. "flava" (the bundled FLAVA): 128 px, its image encoder the bundled CLIP's vision tower,
+# frozen, with MMM and ITM. "clip" (the bundled CLIP): 128 px in 8 px patches, a 16 x 16 grid; trained
+# on one H200 (docs/demo-model.md); on 2 CPU cores its 3,616 steps take hours: raise --minutes.
+# "flava-64": the FLAVA shipped until the FLAVA on the CLIP's tower, 64 px, from scratch.
 RECIPES = {
-    "flava": dict(steps=2043),
+    "flava": dict(steps=1500, image_size=128, varied_drawing=True, pool_size=12000, mmm_loss_weight=1.0,
+                  mmm_rows=64, itm_pairs=16, image_tower_from="demo-clip"),
     "clip": dict(family="clip", steps=3616, image_size=128, varied_drawing=True),
-    "flava-on-clip": dict(steps=1500, image_size=128, varied_drawing=True, pool_size=12000, mmm_loss_weight=1.0,
-                          mmm_rows=64, itm_pairs=16, image_tower_from="demo-clip"),
+    "flava-64": dict(steps=2043),
 }
 
 
