@@ -35,6 +35,13 @@
     ctx.putImageData(img, 0, 0);
     return c;
   }
+  function constant(b64) {
+    // a map with one value everywhere (uniform attention: the map says nothing, not "low")
+    var v = bytes(b64);
+    for (var i = 1; i < v.length; i++) if (v[i] !== v[0]) return false;
+    return true;
+  }
+  var FLAT_NOTE = " (flat: the same weight on every patch, no information)";
   function paint(target, b64, size, fade, grid, region) {
     // CSS stretches the canvas over the image; the map is smooth, so 256 px is plenty. The map
     // covers its region (fractions of the image: a centre crop covers less than all of it);
@@ -359,12 +366,12 @@
     m.layers.forEach(function (b64, l) {
       var fig = document.createElement("button");
       fig.type = "button"; fig.className = "thumb";
-      fig.title = e[1] + ", layer " + (l + 1) + ": show heads";
+      fig.title = e[1] + ", layer " + (l + 1) + (constant(b64) ? FLAT_NOTE : "") + ": show heads";
       var c = document.createElement("canvas");
       c.setAttribute("role", "img");
       c.setAttribute("aria-label", e[1] + " layer " + (l + 1));
       paint(c, b64, 64, false, data.grid, FULL);
-      var cap = document.createElement("span"); cap.textContent = "L" + (l + 1);
+      var cap = document.createElement("span"); cap.textContent = "L" + (l + 1) + (constant(b64) ? " flat" : "");
       fig.appendChild(c); fig.appendChild(cap);
       fig.addEventListener("click", function () { showHeads(e[1], l, m.heads[l]); });
       strip.appendChild(fig);
@@ -384,7 +391,8 @@
       var c = document.createElement("canvas");
       c.setAttribute("role", "img"); c.setAttribute("aria-label", name + " layer " + (l + 1) + " head " + (h + 1));
       paint(c, b64, 64, false, data.grid, FULL);
-      var cap = document.createElement("figcaption"); cap.textContent = "H" + (h + 1);
+      var cap = document.createElement("figcaption"); cap.textContent = "H" + (h + 1) + (constant(b64) ? " flat" : "");
+      if (constant(b64)) fig.title = name + " layer " + (l + 1) + " head " + (h + 1) + FLAT_NOTE;
       fig.appendChild(c); fig.appendChild(cap); strip.appendChild(fig);
     });
     headRow.appendChild(strip);
