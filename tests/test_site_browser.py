@@ -177,6 +177,8 @@ def crafted(site, tmp_path_factory):
         arrays = {k: z[k] for k in z.files}
     arrays["gradcam/caption"][:] = 0
     arrays["gradcam/phrases"][:] = 0
+    arrays["attention/layers"][0] = 0.5  # uniform attention in the first block, every head
+    arrays["attention/heads"][0] = 0.5
     np.savez_compressed(npz, **arrays)
     flat["maps"]["flat"]["gradcam"].update(caption=True, phrases=[True] * len(flat["phrases"]))
     flat["words"][1]["unknown"] = True
@@ -263,6 +265,10 @@ def test_flat_map_unknown_word_and_warnings_are_said(browser, crafted):
     assert unknown.count() == 1 and unknown.get_attribute("title") == "unknown to the model's tokenizer"
     assert "most content words are unknown" in page.inner_text("#warnings")
     assert page.locator("#score + .flag").inner_text() == "negative"
+    thumbs = page.locator(".thumb").filter(has=page.locator("canvas[aria-label^='Image encoder']"))
+    assert thumbs.nth(0).inner_text() == "L1 flat" and thumbs.nth(1).inner_text() == "L2"  # a uniform layer says so
+    thumbs.nth(0).click()
+    assert page.locator("#head-row figcaption").first.inner_text() == "H1 flat"
     assert ev["errors"] == []
 
     index, ev = _open(browser, (site / "index.html").as_uri())
