@@ -25,18 +25,9 @@ def _tiny_clip(act="quick_gelu", seed=0):
 
 
 def _flava_for(clip):
-    from transformers import FlavaForPreTraining
+    from groundreport.demo.transplant import flava_on_clip_vision
 
-    from groundreport.demo.model_spec import demo_config
-    from groundreport.demo.transplant import clip_vision_into_flava, flava_image_settings
-
-    v = flava_image_settings(clip.config)
-    flava = FlavaForPreTraining(demo_config(hidden=v["hidden_size"], heads=v["num_attention_heads"],
-                                            mlp=v["intermediate_size"], image_layers=v["num_hidden_layers"],
-                                            image_size=v["image_size"], patch_size=v["patch_size"],
-                                            image_act=v["hidden_act"], projection_dim=v["projection_dim"])).eval()
-    clip_vision_into_flava(clip, flava.flava)
-    return flava
+    return flava_on_clip_vision(clip).eval()
 
 
 @pytest.mark.parametrize("act", ["quick_gelu", "gelu"])

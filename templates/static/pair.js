@@ -366,12 +366,13 @@
     m.layers.forEach(function (b64, l) {
       var fig = document.createElement("button");
       fig.type = "button"; fig.className = "thumb";
-      fig.title = e[1] + ", layer " + (l + 1) + (constant(b64) ? FLAT_NOTE : "") + ": show heads";
+      var flat = constant(b64);
+      fig.title = e[1] + ", layer " + (l + 1) + (flat ? FLAT_NOTE : "") + ": show heads";
       var c = document.createElement("canvas");
       c.setAttribute("role", "img");
       c.setAttribute("aria-label", e[1] + " layer " + (l + 1));
       paint(c, b64, 64, false, data.grid, FULL);
-      var cap = document.createElement("span"); cap.textContent = "L" + (l + 1) + (constant(b64) ? " flat" : "");
+      var cap = document.createElement("span"); cap.textContent = "L" + (l + 1) + (flat ? " flat" : "");
       fig.appendChild(c); fig.appendChild(cap);
       fig.addEventListener("click", function () { showHeads(e[1], l, m.heads[l]); });
       strip.appendChild(fig);
@@ -391,8 +392,9 @@
       var c = document.createElement("canvas");
       c.setAttribute("role", "img"); c.setAttribute("aria-label", name + " layer " + (l + 1) + " head " + (h + 1));
       paint(c, b64, 64, false, data.grid, FULL);
-      var cap = document.createElement("figcaption"); cap.textContent = "H" + (h + 1) + (constant(b64) ? " flat" : "");
-      if (constant(b64)) fig.title = name + " layer " + (l + 1) + " head " + (h + 1) + FLAT_NOTE;
+      var flat = constant(b64);
+      var cap = document.createElement("figcaption"); cap.textContent = "H" + (h + 1) + (flat ? " flat" : "");
+      if (flat) fig.title = name + " layer " + (l + 1) + " head " + (h + 1) + FLAT_NOTE;
       fig.appendChild(c); fig.appendChild(cap); strip.appendChild(fig);
     });
     headRow.appendChild(strip);

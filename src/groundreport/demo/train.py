@@ -161,7 +161,11 @@ class _FlavaTowers:
         if settings.init_from:
             self.model = FlavaForPreTraining.from_pretrained(settings.init_from)
         elif self.frozen_image:
-            self.model = _flava_on_clip_vision(settings.image_tower_from)
+            from transformers import CLIPModel
+
+            from .transplant import flava_on_clip_vision
+
+            self.model = flava_on_clip_vision(CLIPModel.from_pretrained(settings.image_tower_from))
         else:
             self.model = FlavaForPreTraining(demo_config(image_size=settings.image_size,
                                                          patch_size=settings.patch_size))
@@ -239,25 +243,10 @@ class _FlavaTowers:
         self.model.config.mmm_text_weight = float(settings.mmm_loss_weight)
 
 
-def _flava_on_clip_vision(clip_dir):
-    """A fresh demo FLAVA whose image encoder and projection are the saved CLIP's vision tower."""
-    from transformers import CLIPModel, FlavaForPreTraining
-
-    from .model_spec import demo_config
-    from .transplant import clip_vision_into_flava, flava_image_settings
-
-    clip = CLIPModel.from_pretrained(clip_dir)
-    v = flava_image_settings(clip.config)
-    model = FlavaForPreTraining(demo_config(hidden=v["hidden_size"], heads=v["num_attention_heads"],
-                                            mlp=v["intermediate_size"], image_layers=v["num_hidden_layers"],
-                                            image_size=v["image_size"], patch_size=v["patch_size"],
-                                            image_act=v["hidden_act"], projection_dim=v["projection_dim"]))
-    clip_vision_into_flava(clip, model.flava)
-    return model
-
-
 class _ClipTowers:
     """The demo CLIP: the same contrastive and phrase losses, on its two towers only."""
+
+    frozen_image = False
 
     def __init__(self, settings: TrainSettings, dev, tok):
         from transformers import CLIPModel
@@ -357,13 +346,11 @@ def train(settings: TrainSettings, log=print) -> dict:
         return (x.to(dev).float() / 255.0 - mean) / std
 
     def to_pixels(idx):
-        x = pool_t[idx].to(dev).float() / 255.0
-        if rng.random() < 0.5:
-            x = x.flip(-1)
-        return (x - mean) / std
+        x = pool_t[idx]
+        return normalise(x.flip(-1) if rng.random() < 0.5 else x)
 
     states = None
-    if getattr(towers, "frozen_image", False):  # encoded once, unflipped: no image gradient to train
+    if towers.frozen_image:  # encoded once, unflipped: no image gradient to train
         t1 = time.time()
         states = towers.encode_pool(pool_t, normalise)
         log(f"encoded the {n_pool} scenes with the frozen image encoder in {time.time() - t1:.0f}s")

@@ -50,6 +50,22 @@ def flava_image_settings(clip_config) -> dict:
                 projection_dim=clip_config.projection_dim)
 
 
+def flava_on_clip_vision(clip):
+    """A fresh demo FLAVA (``FlavaForPreTraining``) whose image encoder, image projection and
+    logit scale are ``clip``'s (a CLIPModel); its text and multimodal sides are untrained."""
+    from transformers import FlavaForPreTraining
+
+    from .model_spec import demo_config
+
+    v = flava_image_settings(clip.config)
+    model = FlavaForPreTraining(demo_config(hidden=v["hidden_size"], heads=v["num_attention_heads"],
+                                            mlp=v["intermediate_size"], image_layers=v["num_hidden_layers"],
+                                            image_size=v["image_size"], patch_size=v["patch_size"],
+                                            image_act=v["hidden_act"], projection_dim=v["projection_dim"]))
+    clip_vision_into_flava(clip, model.flava)
+    return model
+
+
 @torch.no_grad()
 def clip_vision_into_flava(clip, flava) -> None:
     """Overwrite ``flava`` (a FlavaModel built with ``flava_image_settings``)'s image encoder,
