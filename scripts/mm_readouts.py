@@ -15,7 +15,13 @@ Readouts (T: text-token rows of the multimodal encoder, P: its patch columns, b:
 - ``mask-gradcam-b``: the same masked caption; the MMM head's log-probability of the true word
   at the masked position is the target; attn x relu(grad) at block b, every query row summed;
 - ``mask-inputgrad``: that target's gradient x input on the image tokens entering the
-  multimodal encoder, summed over channels, ReLU.
+  multimodal encoder, summed over channels, ReLU;
+- ``mask-chain``: mask-gradcam summed over blocks, read at every image token (image CLS
+  included), carried through the image encoder's relevancy matrix for the same target (Chefer
+  et al.'s chain for an encoder on top of an encoder); ``mask-imgrel-cls`` / ``-rows``: that
+  matrix alone, its CLS row / all rows;
+- ``maskc-*``: the same with the word's MMM logit minus the mean logit of the caption's other
+  (single-token) content words as the target, the contrast the image-side word target uses.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from groundreport.explainers.base import relevancy_propagate
+from groundreport.explainers.gradients import batched_grads
 from groundreport.metrics.grounding import score_map
 from groundreport.models import load_adapter
 from groundreport.models import flava_parts as parts
@@ -90,6 +98,47 @@ def word_maps(adapter, pixels, caption: str) -> tuple[list, dict[str, np.ndarray
     out["mask-gradcam-sum"] = np.sum([out[f"mask-gradcam-{b}"] for b in range(n_blocks)], axis=0)
     gi = (grads2[-1] * img_in).sum(-1).clamp(min=0)  # [W, 1 + P]: image CLS, then patches
     out["mask-inputgrad"] = grid_of(gi[:, 1:])
+
+    # the same target carried on down through the image encoder (Chefer et al.'s chain for an
+    # encoder on top of encoders): each image token's multimodal relevance (mask-gradcam-sum over
+    # the image columns, image CLS included) times the image encoder's relevancy matrix, whose
+    # blocks are weighted by the same target's gradients
+    with torch.enable_grad():
+        img_graph = image.last.repeat(n_w, 1, 1)
+        mm3 = parts.encode_multimodal(flava, img_graph, t_out.hidden_states[-1].detach(), mmask,
+                                      output_attentions=True)
+        logp3 = model.mmm_text_head(mm3.last_hidden_state[:, -n_text:]).log_softmax(-1)
+        target3 = torch.stack([logp3[i, w.tokens, true[w.tokens]].sum() for i, w in enumerate(words)])
+        g_img = batched_grads(target3, list(image.attn))  # W x [W, 1, H, N, N]
+        g_mm = torch.autograd.grad(target3.sum(), mm3.attentions, retain_graph=True)
+        # contrast: the word's logit against the mean logit of the caption's other content words
+        # (single-token words), as the image-side word target swaps them in
+        logits3 = model.mmm_text_head(mm3.last_hidden_state[:, -n_text:])
+        others = sorted({int(true[w.tokens[0]]) for w in words if is_content_word(w.text) and len(w.tokens) == 1})
+        tc = []
+        for i, w in enumerate(words):
+            alt = [o for o in others if o != int(true[w.tokens[0]])]
+            row = logits3[i, w.tokens[0]]
+            tc.append(row[true[w.tokens[0]]] - (row[alt].mean() if alt else row.logsumexp(-1)))
+        target_c = torch.stack(tc)
+        gc_img = batched_grads(target_c, list(image.attn))
+        gc_mm = torch.autograd.grad(target_c.sum(), mm3.attentions, retain_graph=True)
+    vc = sum((a * g.clamp(min=0)).mean(1) for a, g in zip(mm3.attentions, gc_mm)).sum(1)
+    out["maskc-gradcam-sum"] = grid_of(vc[:, lay.mm_patch_cols])
+    rc_img = relevancy_propagate(image.attn, gc_img)
+    n_img0 = rc_img.shape[-1]
+    cols0 = slice(lay.mm_patch_cols.start - 1, lay.mm_patch_cols.start - 1 + n_img0)
+    out["maskc-chain"] = grid_of(torch.bmm(vc[:, cols0].unsqueeze(1).float(), rc_img)[:, 0, lay.image_patches])
+    r_img = relevancy_propagate(image.attn, g_img)  # [W, N, N]
+    n_img = r_img.shape[-1]
+    img_cols = slice(lay.mm_patch_cols.start - 1, lay.mm_patch_cols.start - 1 + n_img)
+    v = sum((a * g.clamp(min=0)).mean(1) for a, g in zip(mm3.attentions, g_mm)).sum(1)[:, img_cols]  # [W, N]
+    chain = torch.bmm(v.unsqueeze(1).float(), r_img)[:, 0, lay.image_patches]
+    out["mask-chain"] = grid_of(chain)
+    out["mask-imgrel-cls"] = grid_of(r_img[:, lay.image_cls, lay.image_patches])
+    out["mask-imgrel-rows"] = grid_of(r_img[:, :, lay.image_patches].sum(1))
+    out["mask-chain-noimgcls"] = grid_of(torch.bmm(v[:, 1:].unsqueeze(1).float(),
+                                                   r_img[:, lay.image_patches])[:, 0, lay.image_patches])
     return words, out
 
 

@@ -591,3 +591,53 @@ def test_flava_run_batch_keeps_the_region(tiny_model_dir, scene):
                               [[], []], image_sizes=[im.size for im in images])
     assert [r.region for r in batched] == [a.region(im.size) for im in images]
     assert batched[0].region != batched[1].region
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_word_inside_a_phrase_is_read_in_its_smallest_phrase(adapters, scene, family):
+    """``word_directions``: a word inside a phrase of known span is its phrase's embedding minus
+    the mean embedding of the phrase with the word swapped for each other content word of the
+    caption, all written out and encoded alone; the smallest phrase around it wins over a longer
+    one; a word in no phrase keeps the caption-level direction (caption minus its baseline)."""
+    a = adapters[family]
+    assert CAPTION_A == "a red circle and a blue square"
+    rec = a.forward(a.pixel_values([scene.image]), CAPTION_A)
+    phrases = [(CAPTION_A, (0, 30)), ("a red circle", (0, 12)), ("a blue square", (17, 30))]
+    d = a.word_directions(rec, phrases)
+    content = ["red", "circle", "blue", "square"]
+    for i, (phrase, local) in {2: ("a red circle", 2), 5: ("a blue square", 1), 6: ("a blue square", 2)}.items():
+        words = phrase.split()
+        swapped = _written_out(words, local, [t for t in content if t != words[local]])
+        want = a.text_embeds([phrase])[0] - a.text_embeds(swapped).mean(0)
+        torch.testing.assert_close(d[i], want, atol=1e-5, rtol=1e-4)
+    caption_level = rec.text_embed[0] - a.word_baseline_embeds(rec)
+    # "and" lies only in the whole caption's phrase: read in it, i.e. in the caption itself
+    and_swapped = _written_out(CAPTION_A.split(), 3, content)
+    torch.testing.assert_close(d[3], a.text_embeds([CAPTION_A])[0] - a.text_embeds(and_swapped).mean(0),
+                               atol=1e-5, rtol=1e-4)
+    # with no phrases, and for words outside every phrase, the caption level
+    torch.testing.assert_close(a.word_directions(rec), caption_level)
+    torch.testing.assert_close(a.word_directions(rec, [("a blue square", (17, 30))])[:4], caption_level[:4])
+    # the target is score(image, context) - score(image, baseline), whatever the score's bias
+    ctx = a.text_embeds(["a red circle"])
+    base = ctx - d[2:3]
+    want = a.score_of(rec.image_embed, ctx) - a.score_of(rec.image_embed, base)
+    torch.testing.assert_close(a.word_scores(rec, d)[2:3].detach(), want.detach(), atol=1e-5, rtol=1e-4)
+
+
+def test_the_suite_reads_each_word_in_its_phrase(adapters, scene):
+    """The suite hands the pair's phrases to ``word_directions``: occlusion's word maps are the
+    drops of those directions, and a gradient method's map of a word inside a phrase changes
+    when the phrase is given while a word outside every phrase keeps its map."""
+    a = adapters["clip"]
+    px = a.pixel_values([scene.image])
+    phrases = [("a red circle", (0, 12))]
+    rec = a.forward(px, CAPTION_A)
+    occ = make_methods(["occlusion"])[0]
+    want = normalise(occ.drops(a, px, a.word_directions(rec, phrases)).reshape(-1, *a.grid).numpy())
+    with_phrases = Suite(make_methods(["occlusion", "relevancy"])).run(a, px, CAPTION_A, phrases)
+    np.testing.assert_allclose(with_phrases.maps["occlusion"].words, want, atol=1e-5)
+    alone = Suite(make_methods(["relevancy"])).run(a, px, CAPTION_A).maps["relevancy"].words
+    inside = with_phrases.maps["relevancy"].words
+    assert not np.allclose(inside[2], alone[2], atol=1e-3)  # "circle", read in "a red circle"
+    np.testing.assert_allclose(inside[5], alone[5], atol=1e-5)  # "blue": in no phrase

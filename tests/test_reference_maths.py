@@ -284,7 +284,7 @@ class PlantedAdapter:
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in PHRASE_PATCH])
 
-    def word_scores(self, rec, baseline=None):
+    def word_scores(self, rec, directions=None):
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in WORD_PATCH])
 
@@ -312,9 +312,9 @@ class PlantedAdapter:
         own = (last * v_last).sum(dim=(1, 2, 3)) + (first * v_first).sum(dim=(1, 2, 3))
         return (first, last), own
 
-    def word_baseline_embeds(self, rec):
-        # the caption without word w scores the caption's patch minus w's: their difference is w's patch
-        return torch.cat([self._one_hot(CAPTION_PATCH) - self._one_hot(p) for p in WORD_PATCH])
+    def word_directions(self, rec, phrases=()):
+        # word w's context minus its baseline: w's own patch (the caption's patch cancels)
+        return torch.cat([self._one_hot(p) for p in WORD_PATCH])
 
     @staticmethod
     def _one_hot(patch):

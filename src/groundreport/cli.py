@@ -21,6 +21,8 @@ app.add_typer(demo_app, name="demo")
 # Kept here as strings so that --help never imports torch; tests check them against the registry.
 DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-masked,mm-attention,attention,rollout"
 ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch (or per 2 x 2 on big grids)
+SHIFTS_HELP = ("Relevancy, Grad-CAM and LeGrad maps averaged over the image moved by k/N of a patch, N x N "
+               "copies (1: off; 2 costs those methods 4x).")
 
 
 def _fail(msg: str, code: int = 2):
@@ -70,6 +72,7 @@ def build(
     target: str = typer.Option("contrastive", help="Caption score for image-encoder methods: contrastive or itm."),
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory). Under torchrun: "
                                    "per process."),
+    shifts: int = typer.Option(2, help=SHIFTS_HELP),
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
     demo: bool = typer.Option(False, help="Bundled scenes + the two bundled models (demo, demo-clip): runs offline."),
@@ -98,7 +101,8 @@ def build(
                           seed=seed, **_models(model or ["facebook/flava-full"]), offline=offline, device=device,
                           dtype=dtype,
                           methods=_methods(methods or DEFAULT_METHODS), target=target,
-                          report=str(report), demo=demo, faithfulness=faithfulness, batch_size=batch_size)
+                          report=str(report), demo=demo, faithfulness=faithfulness, batch_size=batch_size,
+                          shifts=shifts)
         command.run(cfg, site, strict, progress)
 
     _call(run)
@@ -185,6 +189,7 @@ def evaluate(
     methods: str = typer.Option(ALL_METHODS),
     target: str = typer.Option("contrastive"),
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory)."),
+    shifts: int = typer.Option(2, help=SHIFTS_HELP),
     report: Path = typer.Option(Path("report-eval"), help="Where the scored report goes."),
     faithfulness: bool = typer.Option(False, help="Also measure faithfulness and run the sanity checks."),
     device: str = typer.Option("auto"),
@@ -198,7 +203,8 @@ def evaluate(
     cfg = BuildConfig(captions=str(captions) if captions else None, images=str(images) if images else None,
                       dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed,
                       **_models(model or ["demo"]), offline=offline, device=device, methods=_methods(methods),
-                      target=target, report=str(report), faithfulness=faithfulness, batch_size=batch_size)
+                      target=target, report=str(report), faithfulness=faithfulness, batch_size=batch_size,
+                      shifts=shifts)
     _call(command.run, cfg, scenes, progress)
 
 

@@ -48,6 +48,7 @@ class BuildConfig:
     demo: bool = False
     faithfulness: bool = False  # deletion/insertion, confidence change and sanity checks (metrics/checks.py)
     batch_size: int = 1  # pairs explained together; not a map setting (maps agree within float rounding)
+    shifts: int = 2  # offsets per axis averaged by image-encoder gradient methods (explainers/shifts.py); 1: off
     world_size: int = 1  # processes (torchrun ranks) that explained the pairs; set by compute
 
     def validate(self) -> None:
@@ -62,6 +63,8 @@ class BuildConfig:
                             f"not {self.captions_per_image}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise UserError(f"--batch-size must be a positive number of pairs, not {self.batch_size}")
+        if not isinstance(self.shifts, int) or not 1 <= self.shifts <= 4:
+            raise UserError(f"--shifts must be 1 (off) to 4 offsets per axis, not {self.shifts}")
         if not self.methods:
             raise UserError("--methods is empty; name at least one method")
         make_methods(self.methods)
@@ -79,7 +82,8 @@ class BuildConfig:
         from .explainers import REGISTRY
 
         versions = {m: REGISTRY[m].version for m in self.methods if m in REGISTRY}
-        return report_io.map_settings(self.methods, self.target, self.dtype, self.faithfulness, versions)
+        return report_io.map_settings(self.methods, self.target, self.dtype, self.faithfulness, versions,
+                                      self.shifts)
 
 
 class Timer:
@@ -156,7 +160,7 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     ranks = ranks_from_env()
     cfg.world_size = ranks.world_size
     methods = make_methods(cfg.methods)
-    suite = Suite(methods, cfg.target)
+    suite = Suite(methods, cfg.target, cfg.shifts)
     names = cfg.model_names()
     for name in names[1:]:
         resolve_adapter(name, cfg.device, cfg.dtype, cfg.offline)

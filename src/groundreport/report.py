@@ -41,15 +41,17 @@ MAP_LEVELS = ("caption", "words", "phrases", "layers", "heads")
 
 # -- identity of a pair ---------------------------------------------------------------------
 def map_settings(methods, target: str, dtype: str, faithfulness: bool = False,
-                 method_versions: dict[str, int] | None = None) -> dict:
+                 method_versions: dict[str, int] | None = None, shifts: int = 1) -> dict:
     """Every setting that changes a pair's maps, scores or checks (part of every pair's id).
     ``method_versions``: each method's ``Explainer.version``; only those above 1 enter the id,
-    so the ids of pairs whose methods never changed stay as they were."""
+    so the ids of pairs whose methods never changed stay as they were; likewise ``shifts``."""
     settings = {"methods": sorted(methods), "target": target, "dtype": dtype, "faithfulness": faithfulness,
                 "tool": __version__, "schema": SCHEMA_VERSION, "scoring": SCORING_VERSION}
     versions = {m: v for m, v in sorted((method_versions or {}).items()) if v > 1}
     if versions:
         settings["method_versions"] = versions
+    if shifts != 1:
+        settings["shifts"] = shifts
     return settings
 
 

@@ -32,6 +32,7 @@ class Explainer:
     expensive: bool = False  # True: left out of the default suite (e.g. one forward per patch)
     version: int = 1  # bump when the method's maps change: pairs made by an older version are redone
     perturbation: bool = False  # True: maps come from extra forwards (``drops``), not from rows()
+    shift_average: bool = False  # True: averaged over patch-fraction moved copies (explainers/shifts.py)
     description: str = ""
     # capabilities needed, each entry a name or a tuple of alternatives (any one will do)
     requires: tuple = ()

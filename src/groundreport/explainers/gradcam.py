@@ -15,7 +15,8 @@ from .base import Explainer
 class GradCAM(Explainer):
     name = "gradcam"
     label = "Grad-CAM"
-    version = 2  # 2: word maps measured against the caption's other content words swapped in (1: the word masked)
+    shift_average = True
+    version = 3  # 3: a word inside a phrase read in that phrase; 2: word maps measured against the caption's other content words swapped in (1: the word masked)
     description = "Grad-CAM on the last image block's first LayerNorm; channel weights = mean gradient over patches."
 
     def inputs(self, rec):

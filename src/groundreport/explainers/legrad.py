@@ -27,7 +27,8 @@ from .base import Explainer
 class LeGrad(Explainer):
     name = "legrad"
     label = "LeGrad (image encoder)"
-    version = 2  # 2: word maps measured against the caption's other content words swapped in (1: the word masked)
+    shift_average = True
+    version = 3  # 3: a word inside a phrase read in that phrase; 2: word maps measured against the caption's other content words swapped in (1: the word masked)
     description = ("Mean over image blocks of relu(d score / d attention), averaged over heads and all query "
                    "rows; patch columns.")
 

@@ -27,7 +27,7 @@ class Occlusion(Explainer):
     target = "contrastive"
     perturbation = True
     expensive = True
-    version = 3  # 3: word maps against the caption's other content words swapped in (2: the word masked);
+    version = 4  # 4: a word inside a phrase read in that phrase; 3: word maps against the caption's other content words swapped in (2: the word masked);
     # 2: occluders of grid//8 patches on grids over 15 x 15 (1: always one patch)
     description = ("Score drop when each patch is set to the mean colour; contrastive score, caption and "
                    "phrases. Gradient-free; one forward per patch (per 2 x 2 or 3 x 3 patches on grids "

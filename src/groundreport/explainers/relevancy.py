@@ -15,7 +15,8 @@ from .base import Explainer, head_mean_positive, relevancy_propagate, summary_ro
 class ImageRelevancy(Explainer):
     name = "relevancy"
     label = "Relevancy (image encoder)"
-    version = 2  # 2: word maps measured against the caption's other content words swapped in (1: the word masked)
+    shift_average = True
+    version = 3  # 3: a word inside a phrase read in that phrase; 2: word maps measured against the caption's other content words swapped in (1: the word masked)
     description = "Chefer et al. relevancy over all image blocks; CLS row, patch columns."
 
     def inputs(self, rec):

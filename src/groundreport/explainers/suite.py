@@ -7,9 +7,11 @@
   target, and all K targets share one batched backward (``is_grads_batched``).
 - Words: multimodal methods give a row per text token from the single ITM backward;
   word-pieces are averaged into words. Image-encoder methods take each word *in context* as a
-  target: the caption's score minus its mean score with that word swapped for each other
-  content word of the caption (``Adapter.word_baseline_embeds``), all W words in one batched
-  backward (occlusion: the same difference of its score drops).
+  target: its context's score minus its mean score with that word swapped for each other
+  content word of the caption, all W words in one batched backward (occlusion: the same
+  difference of its score drops). The context is the smallest phrase of known span around the
+  word ("square" of "a purple square" in "a green square and a purple square" asks for *this*
+  square), else the whole caption (``Adapter.word_directions``).
 - A method the model cannot run (``Explainer.requires`` against ``adapter.capabilities``: no
   ITM head, no multimodal encoder, cross-attention only) is skipped with a note.
 """
@@ -25,6 +27,8 @@ from .base import Explainer
 from .gradients import batched_grads, cut
 from .normalise import normalise
 from .targets import Target, get_target
+
+WORD_CONTEXT = "phrase"  # a word's context: "phrase" (its phrase, where known) or "caption" (scripts compare)
 
 
 @dataclass
@@ -111,9 +115,14 @@ def _pair_grads(targets: list[torch.Tensor], methods: list[Explainer], batch,
 
 
 class Suite:
-    def __init__(self, methods: list[Explainer], caption_target: str | Target = "contrastive"):
+    def __init__(self, methods: list[Explainer], caption_target: str | Target = "contrastive", shifts: int = 1):
+        """``shifts``: offsets per axis for the methods that average over moved copies of the
+        image (``Explainer.shift_average``; explainers/shifts.py); 1: the plain maps."""
+        if not isinstance(shifts, int) or not 1 <= shifts <= 4:
+            raise ValueError(f"shifts must be 1 to 4 offsets per axis, not {shifts!r}")
         self.methods = methods
         self.caption_target = get_target(caption_target)
+        self.shifts = shifts
 
     def target_of(self, m: Explainer) -> Target | None:
         """The score a method's maps explain (None: none, e.g. raw attention)."""
@@ -129,6 +138,10 @@ class Suite:
             phrases: list[tuple[str, tuple[int, int] | None]] = (),
             image_size: tuple[int, int] | None = None) -> PairResult:
         """``image_size`` (W, H) of the original image: the result's ``region`` (None: not known)."""
+        return self._shift_average(pixel_values, lambda suite, px: [
+            suite._run_once(adapter, px, caption, phrases, image_size)])[0]
+
+    def _run_once(self, adapter, pixel_values, caption, phrases, image_size) -> PairResult:
         methods, notes = self._usable(adapter)
         rec = adapter.forward(pixel_values, caption, need_mm=self._needs_mm(methods), image_size=image_size)
         return self._explain(adapter, pixel_values, rec, [rec], [list(phrases)], methods, notes)[0]
@@ -152,11 +165,45 @@ class Suite:
         if not supports_batch(adapter):
             return [self.run(adapter, pixel_values[b:b + 1], c, p, image_size=s)
                     for b, (c, p, s) in enumerate(zip(captions, phrases_per_pair, sizes))]
-        methods, notes = self._usable(adapter)
-        batch, views = forward_batch(adapter, pixel_values, captions, need_mm=self._needs_mm(methods),
-                                     image_sizes=sizes)
-        return self._explain(adapter, pixel_values, batch, views, [list(p) for p in phrases_per_pair],
-                             methods, notes)
+
+        def once(suite, px):
+            methods, notes = suite._usable(adapter)
+            batch, views = forward_batch(adapter, px, captions, need_mm=suite._needs_mm(methods), image_sizes=sizes)
+            return suite._explain(adapter, px, batch, views, [list(p) for p in phrases_per_pair], methods, notes)
+        return self._shift_average(pixel_values, once)
+
+    def _shift_average(self, pixel_values, once) -> list[PairResult]:
+        """``once(suite, pixels)``: the pairs' results from one pass of ``suite``. Here: this
+        suite's pass on ``pixel_values``, then the maps of every ``shift_average`` method averaged
+        over the moved copies (explainers/shifts.py), each explained by a suite of those methods
+        alone. Scores, notes and attention layers stay the unmoved copy's."""
+        from . import shifts
+
+        results = once(self, pixel_values)
+        names = [m.name for m in self.methods if m.shift_average and any(m.name in r.maps for r in results)]
+        if self.shifts == 1 or not names:
+            return results
+        n = self.shifts
+        sub = Suite([m for m in self.methods if m.name in names], self.caption_target)
+        h, w = pixel_values.shape[-2:]
+        sums = {(b, name): {k: getattr(r.maps[name], k) for k in ("caption", "words", "phrases")}
+                for b, r in enumerate(results) for name in names if name in r.maps}
+        gh, gw = next(iter(sums.values()))["caption"].shape
+        for ky, kx in shifts.offsets(n):
+            px = shifts.moved(pixel_values, shifts.pixel_offset(ky, n, h, gh), shifts.pixel_offset(kx, n, w, gw))
+            for b, r in enumerate(once(sub, px)):
+                for name in names:
+                    if (b, name) not in sums:
+                        continue
+                    for k, acc in sums[(b, name)].items():
+                        m = getattr(r.maps[name], k)
+                        if acc is not None and m is not None:
+                            sums[(b, name)][k] = acc + shifts.realign(m, ky, kx, n)
+        for (b, name), maps in sums.items():
+            for k, total in maps.items():
+                if total is not None:
+                    setattr(results[b].maps[name], k, normalise(total / (n * n)))
+        return results
 
     def _usable(self, adapter) -> tuple[list[Explainer], list[str]]:
         """The methods this adapter can run, and a note for each one skipped."""
@@ -200,24 +247,26 @@ class Suite:
             targets = [adapter.phrase_scores(rec, [p for p, _ in phrases]) if phrases else rec.score[:0]
                        for rec, phrases in zip(views, phrases_per_pair)]
             phrase_grads = _pair_grads(targets, image_grad_methods, batch, views)
-        # words in context: the caption's score minus its baseline's (the word swapped for the others),
-        # W targets; each pair's baselines encoded once, for the gradient methods and occlusion alike
-        word_bases = ([adapter.word_baseline_embeds(rec) for rec in views]
-                      if image_grad_methods or any(m.perturbation for m in methods) else [None] * len(views))
+        # words in context: the score of the word's phrase (or caption) minus its baseline's (the word
+        # swapped for the others), W targets; each pair's directions encoded once, for the gradient
+        # methods and occlusion alike
+        word_dirs = ([adapter.word_directions(rec, phrases if WORD_CONTEXT == "phrase" else ())
+                      for rec, phrases in zip(views, phrases_per_pair)]
+                     if image_grad_methods or any(m.perturbation for m in methods) else [None] * len(views))
         if image_grad_methods and any(rec.words for rec in views):
-            targets = [adapter.word_scores(rec, base) if rec.words else rec.score[:0]
-                       for rec, base in zip(views, word_bases)]
+            targets = [adapter.word_scores(rec, d) if rec.words else rec.score[:0]
+                       for rec, d in zip(views, word_dirs)]
             word_grads = _pair_grads(targets, image_grad_methods, batch, views)
 
         for b, rec in enumerate(views):
             self._maps(adapter, pixel_values[b:b + 1], rec, phrases_per_pair[b], methods, grads[b],
-                       phrase_grads[b], word_grads[b], word_bases[b], results[b])
+                       phrase_grads[b], word_grads[b], word_dirs[b], results[b])
         return results
 
-    def _maps(self, adapter, pixel_values, rec, phrases, methods, grads, phrase_grads, word_grads, word_base,
+    def _maps(self, adapter, pixel_values, rec, phrases, methods, grads, phrase_grads, word_grads, word_dirs,
               result) -> None:
-        """One pair's maps, every method, from its record, its gradients and its words' baselines
-        (``word_base``, [W, E]), into ``result.maps``."""
+        """One pair's maps, every method, from its record, its gradients and its words' target
+        directions (``word_dirs``, [W, E]: context minus baseline embeddings), into ``result.maps``."""
         gh, gw = rec.grid
         word_groups = rec.word_token_rows()
         content = [t for w in rec.words if not w.is_punctuation for t in w.tokens] or [t for g in word_groups for t in g]
@@ -231,7 +280,7 @@ class Suite:
                     # a word's target, score(caption) - score(its baseline), is the score of the
                     # embeddings' difference (scores are affine in the text embedding): its drops are
                     # the word map, with no subtraction of two nearly equal drops to round away
-                    texts.append(texts[0] - word_base.to(texts[0].dtype))
+                    texts.append(word_dirs.to(texts[0].dtype))
                     drops = m.drops(adapter, pixel_values, torch.cat(texts))  # [1+K+W, P]
                     k = len(phrases)
                     caption_map = drops[0]

@@ -429,12 +429,64 @@ class Adapter:
         sums = emb.new_zeros((len(rec.words), emb.shape[-1])).index_add_(0, owner_t, emb)
         return sums / torch.bincount(owner_t, minlength=len(rec.words)).unsqueeze(1).to(emb.dtype)
 
-    def word_scores(self, rec: ForwardRecord, baseline: torch.Tensor | None = None) -> torch.Tensor:
-        """Each word in context as a target, [W]: the caption's score minus its baseline's
-        (``baseline``, else ``word_baseline_embeds``). Gradients flow through the image side only."""
-        emb = (self.word_baseline_embeds(rec) if baseline is None else baseline).to(rec.image_embed.dtype)
+    def word_directions(self, rec: ForwardRecord,
+                        phrases: list[tuple[str, tuple[int, int] | None]] = ()) -> torch.Tensor:
+        """What each word's target measures, [W, E]: its context's embedding minus its baseline's.
+
+        A word inside a phrase of known span is read in that phrase: the phrase's embedding minus
+        the mean embedding of the phrase with the word swapped for each other content word of
+        the caption ("square" of "a purple square" in "a green square and a purple square":
+        "a purple square" against "a purple green", "a purple purple"), so that the word's map
+        asks where the evidence for *this* square is, not for any square the caption names. A
+        word in no phrase is read in the whole caption (``word_baseline_embeds``). With nothing
+        to swap in, the word is masked (the tokenizer's mask token) or, without one, removed.
+        Scores are affine in the text embedding: score(image, context) - score(image, baseline)
+        is ``word_scores`` of this difference."""
+        dirs = rec.text_embed.detach() - self.word_baseline_embeds(rec).to(rec.text_embed.dtype)
+        spans = [(p, s) for p, s in phrases if s is not None]
+        if not spans or not rec.words:
+            return dirs
+        swaps = self._swap_texts(rec)
+        texts, owner, context = [], [], {}
+        for i, w in enumerate(rec.words):
+            inside = [(p, s) for p, s in spans if s[0] <= w.span[0] and w.span[1] <= s[1]]
+            if not inside or w.unknown or w.is_punctuation:
+                continue
+            p, s = min(inside, key=lambda ps: ps[1][1] - ps[1][0])  # the smallest phrase around it
+            a, b = w.span[0] - s[0], w.span[1] - s[0]
+            if p[a:b].lower() != w.text.lower():  # the phrase's text is not the caption's at its span
+                continue
+            alts = [t for t in swaps if t != w.text.lower()] or [self.tokenizer.mask_token or ""]
+            texts += [" ".join((p[:a] + alt + p[b:]).split()) for alt in alts]
+            owner += [i] * len(alts)
+            context[i] = p
+        if not context:
+            return dirs
+        unique = sorted(set(context.values()))
+        emb = torch.cat([self.text_embeds(texts[k:k + 256]) for k in range(0, len(texts), 256)]
+                        + [self.text_embeds(unique)]).to(dirs.dtype)
+        base, ctx = emb[:len(texts)], emb[len(texts):]
+        owner_t = torch.tensor(owner, device=base.device)
+        sums = base.new_zeros((len(rec.words), base.shape[-1])).index_add_(0, owner_t, base)
+        counts = torch.bincount(owner_t, minlength=len(rec.words)).clamp(min=1).unsqueeze(1).to(base.dtype)
+        rows = torch.tensor(sorted(context), device=dirs.device)
+        dirs = dirs.clone()
+        dirs[rows] = ctx[[unique.index(context[i]) for i in sorted(context)]] - (sums / counts)[rows]
+        return dirs
+
+    def _swap_texts(self, rec: ForwardRecord) -> list[str]:
+        """The caption's known content words, lower case, each once, in caption order (a last
+        word that truncation may have cut short left out)."""
+        cut = rec.words[-1] if rec.truncated else None
+        return list(dict.fromkeys(w.text.lower() for w in rec.words if w.is_content and not w.unknown and w is not cut))
+
+    def word_scores(self, rec: ForwardRecord, directions: torch.Tensor | None = None) -> torch.Tensor:
+        """Each word in context as a target, [W]: score(image, context) - score(image, baseline)
+        for ``directions`` = context - baseline embeddings (default: ``word_directions`` in the
+        caption). Gradients flow through the image side only."""
+        d = (self.word_directions(rec) if directions is None else directions).to(rec.image_embed.dtype)
         with torch.enable_grad():
-            return rec.score - self.score_of(rec.image_embed, emb)
+            return self.score_of(rec.image_embed, d) - self.score_of(rec.image_embed, torch.zeros_like(d))
 
     def phrase_scores(self, rec: ForwardRecord, phrases: list[str]) -> torch.Tensor:
         """The score of the pair's image with each phrase encoded as its own text, [K].
