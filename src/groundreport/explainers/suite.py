@@ -52,6 +52,7 @@ class PairResult:
     maps: dict[str, MethodMaps] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     region: tuple[float, float, float, float] | None = None  # the original image's part the grid covers
+    word_dirs: torch.Tensor | None = field(default=None, repr=False)  # [W, E] the words' target directions
 
 
 def _words_in(words, span) -> list[int]:
@@ -138,13 +139,7 @@ class Suite:
             phrases: list[tuple[str, tuple[int, int] | None]] = (),
             image_size: tuple[int, int] | None = None) -> PairResult:
         """``image_size`` (W, H) of the original image: the result's ``region`` (None: not known)."""
-        return self._shift_average(pixel_values, lambda suite, px: [
-            suite._run_once(adapter, px, caption, phrases, image_size)])[0]
-
-    def _run_once(self, adapter, pixel_values, caption, phrases, image_size) -> PairResult:
-        methods, notes = self._usable(adapter)
-        rec = adapter.forward(pixel_values, caption, need_mm=self._needs_mm(methods), image_size=image_size)
-        return self._explain(adapter, pixel_values, rec, [rec], [list(phrases)], methods, notes)[0]
+        return self._shift_average(adapter, pixel_values, [caption], [list(phrases)], [image_size])[0]
 
     def run_batch(self, adapter, pixel_values: torch.Tensor, captions: list[str],
                   phrases_per_pair: list[list[tuple[str, tuple[int, int] | None]]],
@@ -154,55 +149,63 @@ class Suite:
         One forward for the batch; one backward per caption-level target over the batch (the sum
         of the B pairs' scores: pairs do not interact, so its gradient at a pair's activations is
         that pair's own); phrase and word targets likewise summed slot by slot across pairs.
-        Only FLAVA has a batched forward (models/flava_batch.py); other families run ``run``
-        pair by pair here, with the same results and no batching speed-up."""
-        from ..models.flava_batch import forward_batch, supports_batch
-
+        Only FLAVA has a batched forward (models/flava_batch.py); other families go pair by pair
+        here, with the same results and no batching speed-up."""
         if not len(captions) == len(phrases_per_pair) == pixel_values.shape[0]:
             raise ValueError(f"{pixel_values.shape[0]} images, {len(captions)} captions and "
                              f"{len(phrases_per_pair)} phrase lists: one of each per pair")
         sizes = list(image_sizes) if image_sizes is not None else [None] * len(captions)
-        if not supports_batch(adapter):
-            return [self.run(adapter, pixel_values[b:b + 1], c, p, image_size=s)
-                    for b, (c, p, s) in enumerate(zip(captions, phrases_per_pair, sizes))]
+        return self._shift_average(adapter, pixel_values, list(captions), [list(p) for p in phrases_per_pair], sizes)
 
-        def once(suite, px):
-            methods, notes = suite._usable(adapter)
-            batch, views = forward_batch(adapter, px, captions, need_mm=suite._needs_mm(methods), image_sizes=sizes)
-            return suite._explain(adapter, px, batch, views, [list(p) for p in phrases_per_pair], methods, notes)
-        return self._shift_average(pixel_values, once)
+    def _pass(self, adapter, pixel_values, captions, phrases_per_pair, sizes, word_dirs) -> list[PairResult]:
+        """One pass of this suite over the pairs: batched where the model has a batched forward
+        (FLAVA), else pair by pair. ``word_dirs``: each pair's word directions when an earlier
+        pass over the same captions made them (None: made here, returned in the results)."""
+        from ..models.flava_batch import forward_batch, supports_batch
 
-    def _shift_average(self, pixel_values, once) -> list[PairResult]:
-        """``once(suite, pixels)``: the pairs' results from one pass of ``suite``. Here: this
-        suite's pass on ``pixel_values``, then the maps of every ``shift_average`` method averaged
-        over the moved copies (explainers/shifts.py), each explained by a suite of those methods
-        alone. Scores, notes and attention layers stay the unmoved copy's."""
+        methods, notes = self._usable(adapter)
+        need_mm = self._needs_mm(methods)
+        if supports_batch(adapter) and len(captions) > 1:
+            batch, views = forward_batch(adapter, pixel_values, captions, need_mm=need_mm, image_sizes=sizes)
+            return self._explain(adapter, pixel_values, batch, views, phrases_per_pair, methods, notes, word_dirs)
+        out = []
+        for b, (caption, phrases, size) in enumerate(zip(captions, phrases_per_pair, sizes)):
+            rec = adapter.forward(pixel_values[b:b + 1], caption, need_mm=need_mm, image_size=size)
+            out += self._explain(adapter, pixel_values[b:b + 1], rec, [rec], [phrases], methods, notes,
+                                 None if word_dirs is None else word_dirs[b:b + 1])
+        return out
+
+    def _shift_average(self, adapter, pixel_values, captions, phrases_per_pair, sizes) -> list[PairResult]:
+        """This suite's pass over the pairs, then the maps of every ``shift_average`` method
+        averaged over the moved copies (explainers/shifts.py): all copies of all pairs explained
+        in one more pass of a suite of those methods alone, reusing the words' directions (they
+        depend on the text only). Scores, notes and attention layers stay the unmoved copy's."""
         from . import shifts
 
-        results = once(self, pixel_values)
+        results = self._pass(adapter, pixel_values, captions, phrases_per_pair, sizes, None)
         names = [m.name for m in self.methods if m.shift_average and any(m.name in r.maps for r in results)]
         if self.shifts == 1 or not names:
             return results
-        n = self.shifts
+        n, offs = self.shifts, shifts.offsets(self.shifts)
         sub = Suite([m for m in self.methods if m.name in names], self.caption_target)
         h, w = pixel_values.shape[-2:]
-        sums = {(b, name): {k: getattr(r.maps[name], k) for k in ("caption", "words", "phrases")}
-                for b, r in enumerate(results) for name in names if name in r.maps}
-        gh, gw = next(iter(sums.values()))["caption"].shape
-        for ky, kx in shifts.offsets(n):
-            px = shifts.moved(pixel_values, shifts.pixel_offset(ky, n, h, gh), shifts.pixel_offset(kx, n, w, gw))
-            for b, r in enumerate(once(sub, px)):
-                for name in names:
-                    if (b, name) not in sums:
+        gh, gw = next(r.maps[name].caption.shape for r in results for name in names if name in r.maps)
+        moved = torch.cat([shifts.moved(pixel_values, shifts.pixel_offset(ky, n, h, gh),
+                                        shifts.pixel_offset(kx, n, w, gw)) for ky, kx in offs])
+        copies = sub._pass(adapter, moved, captions * len(offs), phrases_per_pair * len(offs), sizes * len(offs),
+                           [r.word_dirs for r in results] * len(offs))
+        pairs = len(results)
+        for b, r in enumerate(results):
+            for name in names:
+                if name not in r.maps:
+                    continue
+                for k in ("caption", "words", "phrases"):
+                    total = getattr(r.maps[name], k)
+                    if total is None:
                         continue
-                    for k, acc in sums[(b, name)].items():
-                        m = getattr(r.maps[name], k)
-                        if acc is not None and m is not None:
-                            sums[(b, name)][k] = acc + shifts.realign(m, ky, kx, n)
-        for (b, name), maps in sums.items():
-            for k, total in maps.items():
-                if total is not None:
-                    setattr(results[b].maps[name], k, normalise(total / (n * n)))
+                    for j, (ky, kx) in enumerate(offs):
+                        total = total + shifts.realign(getattr(copies[j * pairs + b].maps[name], k), ky, kx, n)
+                    setattr(r.maps[name], k, normalise(total / (n * n)))
         return results
 
     def _usable(self, adapter) -> tuple[list[Explainer], list[str]]:
@@ -223,10 +226,12 @@ class Suite:
     def _needs_mm(self, methods: list[Explainer]) -> bool:
         return self.caption_target.needs_multimodal or any(m.encoder == "multimodal" for m in methods)
 
-    def _explain(self, adapter, pixel_values, batch, views, phrases_per_pair, methods, notes) -> list[PairResult]:
+    def _explain(self, adapter, pixel_values, batch, views, phrases_per_pair, methods, notes,
+                 word_dirs: list | None = None) -> list[PairResult]:
         """Gradients for every pair of ``batch`` (one backward per target kind), then each pair's maps.
 
-        ``views`` are the per-pair records (``[batch]`` itself for one pair)."""
+        ``views`` are the per-pair records (``[batch]`` itself for one pair); ``word_dirs``: the
+        words' directions of an earlier pass over the same captions (None: made here)."""
         results = [PairResult(score=rec.score.item(), itm=None if rec.itm is None else rec.itm.item(),
                               tokens=rec.tokens, words=rec.words, truncated=rec.truncated, notes=list(notes),
                               region=rec.region) for rec in views]
@@ -250,15 +255,17 @@ class Suite:
         # words in context: the score of the word's phrase (or caption) minus its baseline's (the word
         # swapped for the others), W targets; each pair's directions encoded once, for the gradient
         # methods and occlusion alike
-        word_dirs = ([adapter.word_directions(rec, phrases if WORD_CONTEXT == "phrase" else ())
-                      for rec, phrases in zip(views, phrases_per_pair)]
-                     if image_grad_methods or any(m.perturbation for m in methods) else [None] * len(views))
+        if word_dirs is None:
+            word_dirs = ([adapter.word_directions(rec, phrases if WORD_CONTEXT == "phrase" else ())
+                          for rec, phrases in zip(views, phrases_per_pair)]
+                         if image_grad_methods or any(m.perturbation for m in methods) else [None] * len(views))
         if image_grad_methods and any(rec.words for rec in views):
             targets = [adapter.word_scores(rec, d) if rec.words else rec.score[:0]
                        for rec, d in zip(views, word_dirs)]
             word_grads = _pair_grads(targets, image_grad_methods, batch, views)
 
         for b, rec in enumerate(views):
+            results[b].word_dirs = word_dirs[b]
             self._maps(adapter, pixel_values[b:b + 1], rec, phrases_per_pair[b], methods, grads[b],
                        phrase_grads[b], word_grads[b], word_dirs[b], results[b])
         return results
