@@ -1,7 +1,8 @@
 """Shift averaging variants, relevancy / Grad-CAM pointing on phrases and content words of held-out
 demo scenes (docs/evaluation.md): the plain map ("0"), the plain map blurred like the realignment
 ("blur0"), 4 half-patch moved copies averaged on the patch grid ("coarse", what --shifts 2 does)
-and on the 2x grid ("fine"). Choose on val only.
+and on the 2x grid ("fine"), and the unmoved copy with the diagonal one only ("diag"). Choose
+on val only.
 
     python scripts/shift_variants.py demo val 100 "" relevancy,gradcam
 """
@@ -26,6 +27,7 @@ suite = Suite(make_methods(methods))
 gh, gw = a.grid
 H = a.pixel_values([Image.new("RGB", (8, 8))]).shape[-1]; cell = H // gh; half = cell // 2
 shifts = [(0, 0), (0, half), (half, 0), (half, half)]
+DIAG = [(0, 0), (half, half)]  # the unmoved copy and the one moved half a patch down and right
 hits = {}
 def fine(maps_by_shift):  # {shift: [K, gh, gw]} -> [K, 2gh, 2gw]
     out = 0
@@ -50,15 +52,19 @@ for row in rows:
         phf = fine({k: r.maps[m].phrases for k, r in res.items()}); wdf = fine({k: r.maps[m].words for k, r in res.items()})
         wdc = wdf.reshape(wdf.shape[0], gh, 2, gw, 2).mean((2, 4))
         wdb = fine({k: wd0 for k in res}).reshape(wdf.shape[0], gh, 2, gw, 2).mean((2, 4))
+        wdd = fine({k: r.maps[m].words for k, r in res.items() if k in DIAG}).reshape(
+            wdf.shape[0], gh, 2, gw, 2).mean((2, 4))
         for k, ph in enumerate(row["phrases"]):
             phc = phf.reshape(phf.shape[0], gh, 2, gw, 2).mean((2, 4))
             phb = fine({k: ph0 for k in res}).reshape(phf.shape[0], gh, 2, gw, 2).mean((2, 4))
-            for tag, mp in (("0", ph0), ("fine", phf), ("coarse", phc), ("blur0", phb)):
+            phd = fine({k: r.maps[m].phrases for k, r in res.items() if k in DIAG}).reshape(
+                phf.shape[0], gh, 2, gw, 2).mean((2, 4))
+            for tag, mp in (("0", ph0), ("fine", phf), ("coarse", phc), ("blur0", phb), ("diag", phd)):
                 hits.setdefault((m, "phrase", tag), []).append(score_map(mp[k], im.size, ph["boxes"]).pointing_hit)
             s0, s1 = spans[k][1]
             for i, w in enumerate(words):
                 if s0 <= w.span[0] and w.span[1] <= s1 and is_content_word(w.text):
-                    for tag, mp in (("0", wd0), ("fine", wdf), ("coarse", wdc), ("blur0", wdb)):
+                    for tag, mp in (("0", wd0), ("fine", wdf), ("coarse", wdc), ("blur0", wdb), ("diag", wdd)):
                         hits.setdefault((m, "word", tag), []).append(score_map(mp[i], im.size, ph["boxes"]).pointing_hit)
 for k, v in sorted(hits.items()):
     print(k, f"{np.mean(v):.3f}", len(v))

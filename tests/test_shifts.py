@@ -31,17 +31,19 @@ def _fine_then_pooled(m: np.ndarray, ky: int, kx: int, n: int) -> np.ndarray:
 def test_realign_equals_the_fine_grid_written_out(n):
     rng = np.random.default_rng(n)
     m = rng.random((5, 7)).astype(np.float32)
-    for ky, kx in offsets(n):
+    for ky, kx in [(ky, kx) for ky in range(n) for kx in range(n)]:
         np.testing.assert_allclose(realign(m, ky, kx, n), _fine_then_pooled(m, ky, kx, n), atol=1e-6)
     np.testing.assert_array_equal(realign(m, 0, 0, n), m)
     stacked = np.stack([m, 2 * m])  # leading dims (words, phrases) ride along
     np.testing.assert_allclose(realign(stacked, 1, 1, n)[1], 2 * realign(m, 1, 1, n), atol=1e-6)
 
 
-def test_offsets_leave_out_the_unmoved_copy_once():
+def test_offsets_name_the_moved_copies_in_halves_of_a_patch():
     assert offsets(1) == []
-    assert offsets(2) == [(0, 1), (1, 0), (1, 1)]
-    assert len(offsets(3)) == 8 and (0, 0) not in offsets(3)
+    assert offsets(2) == [(1, 1)]
+    assert offsets(4) == [(0, 1), (1, 0), (1, 1)]
+    with pytest.raises(ValueError, match="1 \\(off\\), 2 or 4"):
+        offsets(3)
 
 
 def test_moved_takes_the_content_down_and_right_repeating_the_edge():
@@ -62,7 +64,7 @@ def _moved_by_hand(px: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 def test_suite_shift_average_equals_the_copies_explained_one_by_one(tiny_adapter):
-    """shifts=2: each averaging method's caption, phrase and word maps are the normalised mean of
+    """shifts=4: each averaging method's caption, phrase and word maps are the normalised mean of
     its plain maps on the 4 copies (moved by hand here), realigned by the fine-grid rule above;
     a method that does not average (raw attention) keeps its plain maps; one pair or a batch."""
     a = tiny_adapter
@@ -72,7 +74,7 @@ def test_suite_shift_average_equals_the_copies_explained_one_by_one(tiny_adapter
     phrases = [("a red circle", (0, 12)), ("a blue square", (17, 30))]
     names = ["relevancy", "gradcam", "attention"]
     plain = Suite(make_methods(names))
-    got = Suite(make_methods(names), shifts=2).run(a, px, caption, phrases)
+    got = Suite(make_methods(names), shifts=4).run(a, px, caption, phrases)
     cell = px.shape[-1] // a.grid[1]
     copies = {(ky, kx): plain.run(a, _moved_by_hand(px, ky * cell // 2, kx * cell // 2), caption, phrases)
               for ky in (0, 1) for kx in (0, 1)}
@@ -84,9 +86,14 @@ def test_suite_shift_average_equals_the_copies_explained_one_by_one(tiny_adapter
     for kind in ("caption", "layers"):
         np.testing.assert_array_equal(getattr(got.maps["attention"], kind), getattr(copies[(0, 0)].maps["attention"], kind))
     assert got.score == copies[(0, 0)].score
-    batch = Suite(make_methods(names), shifts=2).run_batch(a, torch.cat([px, px]), [caption, caption], [phrases, phrases])
+    batch = Suite(make_methods(names), shifts=4).run_batch(a, torch.cat([px, px]), [caption, caption], [phrases, phrases])
     for r in batch:
         np.testing.assert_allclose(r.maps["relevancy"].words, got.maps["relevancy"].words, atol=5e-4)  # batch rounding
+    # shifts=2: the unmoved copy and the diagonal one
+    two = Suite(make_methods(["relevancy"]), shifts=2).run(a, px, caption, phrases).maps["relevancy"].phrases
+    want = normalise(copies[(0, 0)].maps["relevancy"].phrases
+                     + _fine_then_pooled_stack(copies[(1, 1)].maps["relevancy"].phrases, 1, 1))
+    np.testing.assert_allclose(two, want, atol=1e-5)
 
 
 def _fine_then_pooled_stack(maps: np.ndarray, ky: int, kx: int) -> np.ndarray:
@@ -95,5 +102,6 @@ def _fine_then_pooled_stack(maps: np.ndarray, ky: int, kx: int) -> np.ndarray:
 
 
 def test_shifts_out_of_range_are_refused():
-    with pytest.raises(ValueError, match="shifts must be 1 to 4"):
-        Suite(make_methods(["relevancy"]), shifts=0)
+    for bad in (0, 3, 8):
+        with pytest.raises(ValueError, match="shifts must be 1"):
+            Suite(make_methods(["relevancy"]), shifts=bad)

@@ -89,7 +89,7 @@ class Explanation:
 
 
 def explain(model, image, caption: str, methods: list[str] | None = None, phrases: list[str] | None = None,
-            target: str = "contrastive", shifts: int = 2) -> Explanation:
+            target: str = "contrastive", shifts: int = 4) -> Explanation:
     """Explain one image-caption pair. ``image``: a path or a PIL image.
 
     A phrase that is not in the caption is explained as its own text (image-encoder methods);
@@ -98,7 +98,7 @@ def explain(model, image, caption: str, methods: list[str] | None = None, phrase
 
 
 def explain_many(model, items, methods: list[str] | None = None, target: str = "contrastive",
-                 batch_size: int = 8, shifts: int = 2) -> list[Explanation]:
+                 batch_size: int = 8, shifts: int = 4) -> list[Explanation]:
     """Explain many pairs, ``batch_size`` at a time (the maps equal ``explain``'s one by one, within
     float rounding). ``items``: ``(image, caption)`` or ``(image, caption, phrases)`` tuples.
 
@@ -112,8 +112,8 @@ def explain_many(model, items, methods: list[str] | None = None, target: str = "
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be a positive number of pairs, not {batch_size!r}")
-    if not isinstance(shifts, int) or not 1 <= shifts <= 4:
-        raise UserError(f"shifts must be 1 (off) to 4 offsets per axis, not {shifts!r}")
+    if shifts not in (1, 2, 4):
+        raise UserError(f"shifts must be 1 (off), 2 or 4 copies of the image, not {shifts!r}")
     pairs = []
     for item in items:
         image, caption, phrases = (tuple(item) + (None,))[:3]

@@ -21,8 +21,9 @@ app.add_typer(demo_app, name="demo")
 # Kept here as strings so that --help never imports torch; tests check them against the registry.
 DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-masked,mm-attention,attention,rollout"
 ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch (or per 2 x 2 on big grids)
-SHIFTS_HELP = ("Relevancy, Grad-CAM and LeGrad maps averaged over the image moved by k/N of a patch, N x N "
-               "copies (1: off; 2 costs those methods 4x).")
+SHIFTS_HELP = ("Relevancy, Grad-CAM and LeGrad maps averaged over copies of the image moved by half a patch: "
+               "4 (right, down, both; those methods cost 4x), 2 (diagonal only) or 1 (off). "
+               "Default 4; 2 with --demo.")
 
 
 def _fail(msg: str, code: int = 2):
@@ -72,7 +73,7 @@ def build(
     target: str = typer.Option("contrastive", help="Caption score for image-encoder methods: contrastive or itm."),
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory). Under torchrun: "
                                    "per process."),
-    shifts: int = typer.Option(2, help=SHIFTS_HELP),
+    shifts: Optional[int] = typer.Option(None, help=SHIFTS_HELP),
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
     demo: bool = typer.Option(False, help="Bundled scenes + the two bundled models (demo, demo-clip): runs offline."),
@@ -102,7 +103,7 @@ def build(
                           dtype=dtype,
                           methods=_methods(methods or DEFAULT_METHODS), target=target,
                           report=str(report), demo=demo, faithfulness=faithfulness, batch_size=batch_size,
-                          shifts=shifts)
+                          shifts=(2 if demo else 4) if shifts is None else shifts)
         command.run(cfg, site, strict, progress)
 
     _call(run)
@@ -189,7 +190,7 @@ def evaluate(
     methods: str = typer.Option(ALL_METHODS),
     target: str = typer.Option("contrastive"),
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory)."),
-    shifts: int = typer.Option(2, help=SHIFTS_HELP),
+    shifts: Optional[int] = typer.Option(None, help=SHIFTS_HELP),
     report: Path = typer.Option(Path("report-eval"), help="Where the scored report goes."),
     faithfulness: bool = typer.Option(False, help="Also measure faithfulness and run the sanity checks."),
     device: str = typer.Option("auto"),
@@ -204,7 +205,7 @@ def evaluate(
                       dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed,
                       **_models(model or ["demo"]), offline=offline, device=device, methods=_methods(methods),
                       target=target, report=str(report), faithfulness=faithfulness, batch_size=batch_size,
-                      shifts=shifts)
+                      shifts=4 if shifts is None else shifts)
     _call(command.run, cfg, scenes, progress)
 
 

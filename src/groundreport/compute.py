@@ -48,7 +48,7 @@ class BuildConfig:
     demo: bool = False
     faithfulness: bool = False  # deletion/insertion, confidence change and sanity checks (metrics/checks.py)
     batch_size: int = 1  # pairs explained together; not a map setting (maps agree within float rounding)
-    shifts: int = 2  # offsets per axis averaged by image-encoder gradient methods (explainers/shifts.py); 1: off
+    shifts: int = 4  # image copies averaged by image-encoder gradient methods (explainers/shifts.py); 1: off
     world_size: int = 1  # processes (torchrun ranks) that explained the pairs; set by compute
 
     def validate(self) -> None:
@@ -63,8 +63,8 @@ class BuildConfig:
                             f"not {self.captions_per_image}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise UserError(f"--batch-size must be a positive number of pairs, not {self.batch_size}")
-        if not isinstance(self.shifts, int) or not 1 <= self.shifts <= 4:
-            raise UserError(f"--shifts must be 1 (off) to 4 offsets per axis, not {self.shifts}")
+        if self.shifts not in (1, 2, 4):
+            raise UserError(f"--shifts must be 1 (off), 2 or 4 copies of the image, not {self.shifts}")
         if not self.methods:
             raise UserError("--methods is empty; name at least one method")
         make_methods(self.methods)

@@ -1,10 +1,10 @@
 """Shift averaging: the same pair explained on copies of the image moved by a fraction of a patch.
 
 A ViT map has one value per patch, so an object that straddles two patches, or sits near a
-patch edge, is seen through a coarse and position-dependent grid. With ``n`` offsets per axis
-(``Suite(shifts=n)``), the image is also explained moved right and down by ``k / n`` of a patch
-(k = 0 .. n-1, edges repeated); each copy's map, realigned onto the original's patch grid,
-enters one mean. Realigning is exact on a grid ``n`` times finer, where a moved copy's patch
+patch edge, is seen through a coarse and position-dependent grid. With ``Suite(shifts=c)`` the
+image is explained in ``c`` copies: unmoved, and moved down and/or right by half a patch (c = 2:
+the diagonal move; c = 4: right, down and both; edges repeated); each copy's map, realigned
+onto the original's patch grid, enters one mean. Realigning is exact on a grid ``n`` times finer, where a moved copy's patch
 covers ``n`` fine cells shifted by ``k``: pooled back to the patch grid, original cell ``i``
 gets ``((n - k) * m[i] + k * m[i + 1]) / n`` of the moved copy's map (the last cell repeated).
 The unmoved copy (k = 0) contributes its own map unchanged, so ``n = 1`` is the plain map.
@@ -17,9 +17,15 @@ import torch
 import torch.nn.functional as F
 
 
-def offsets(n: int) -> list[tuple[int, int]]:
-    """The (ky, kx) offsets, in n-ths of a patch, of the moved copies (the unmoved one left out)."""
-    return [(ky, kx) for ky in range(n) for kx in range(n) if (ky, kx) != (0, 0)]
+HALF = 2  # the moves are k / HALF of a patch, k in {0, 1}
+COPIES = {1: [], 2: [(1, 1)], 4: [(0, 1), (1, 0), (1, 1)]}  # copies -> the moved ones' (ky, kx)
+
+
+def offsets(copies: int) -> list[tuple[int, int]]:
+    """The (ky, kx) offsets, in halves of a patch, of the moved copies (the unmoved one left out)."""
+    if copies not in COPIES:
+        raise ValueError(f"shifts must be 1 (off), 2 or 4 copies, not {copies!r}")
+    return COPIES[copies]
 
 
 def moved(pixel_values: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

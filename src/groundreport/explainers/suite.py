@@ -117,10 +117,11 @@ def _pair_grads(targets: list[torch.Tensor], methods: list[Explainer], batch,
 
 class Suite:
     def __init__(self, methods: list[Explainer], caption_target: str | Target = "contrastive", shifts: int = 1):
-        """``shifts``: offsets per axis for the methods that average over moved copies of the
-        image (``Explainer.shift_average``; explainers/shifts.py); 1: the plain maps."""
-        if not isinstance(shifts, int) or not 1 <= shifts <= 4:
-            raise ValueError(f"shifts must be 1 to 4 offsets per axis, not {shifts!r}")
+        """``shifts``: copies of the image (1, 2 or 4; explainers/shifts.py) whose maps the
+        methods with ``Explainer.shift_average`` average; 1: the plain maps."""
+        from .shifts import offsets
+
+        offsets(shifts)  # refuses anything but 1, 2 or 4
         self.methods = methods
         self.caption_target = get_target(caption_target)
         self.shifts = shifts
@@ -186,7 +187,7 @@ class Suite:
         names = [m.name for m in self.methods if m.shift_average and any(m.name in r.maps for r in results)]
         if self.shifts == 1 or not names:
             return results
-        n, offs = self.shifts, shifts.offsets(self.shifts)
+        n, offs = shifts.HALF, shifts.offsets(self.shifts)
         sub = Suite([m for m in self.methods if m.name in names], self.caption_target)
         h, w = pixel_values.shape[-2:]
         gh, gw = next(r.maps[name].caption.shape for r in results for name in names if name in r.maps)
@@ -205,7 +206,7 @@ class Suite:
                         continue
                     for j, (ky, kx) in enumerate(offs):
                         total = total + shifts.realign(getattr(copies[j * pairs + b].maps[name], k), ky, kx, n)
-                    setattr(r.maps[name], k, normalise(total / (n * n)))
+                    setattr(r.maps[name], k, normalise(total / self.shifts))
         return results
 
     def _usable(self, adapter) -> tuple[list[Explainer], list[str]]:
