@@ -59,6 +59,15 @@ def test_build_grounding_jsonl_scores_phrases(tiny_model_dir, grounding_jsonl, t
     assert "chance: random object" in out
     index = (site / "index.html").read_text()
     assert "Random annotated object" in index and "methods.svg" in index
+    assert m["config"]["shifts"] == 4  # build's default; the index says what was averaged
+    assert "Relevancy, Grad-CAM and LeGrad maps averaged over 4 copies of the image moved by half a patch" in index
+
+
+def test_shifts_other_than_1_2_4_are_one_line_errors(tiny_model_dir, grounding_jsonl, tmp_path):
+    res = runner.invoke(app, ["build", "--captions", str(grounding_jsonl), "--model", str(tiny_model_dir),
+                              "--shifts", "3", "--report", str(tmp_path / "r"), "--site", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "--shifts must be 1 (off), 2 or 4 copies of the image, not 3" in res.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_build_karpathy_and_model_without_itm(tiny_flavamodel_dir, tmp_path):
