@@ -381,7 +381,7 @@ class Adapter:
         with torch.no_grad():
             return self.encode_text(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
 
-    def word_baseline_embeds(self, rec: ForwardRecord, swap_in=None) -> torch.Tensor:
+    def word_baseline_embeds(self, rec: ForwardRecord, swap_in=None, only: set[int] | None = None) -> torch.Tensor:
         """What each word is measured against, [W, E] unit-embedding means; no graph.
 
         Word w's baseline is the mean embedding of the caption with w swapped for each other
@@ -395,7 +395,8 @@ class Adapter:
         embedding, so the mean embedding's score is the mean of the swapped captions' scores.
 
         ``swap_in``: another rule, word text -> the texts to swap in (scripts/word_baselines.py
-        compares rules; an empty list means the mask)."""
+        compares rules; an empty list means the mask). ``only``: the words to encode baselines for
+        (the others' rows are the caption's own embedding, a zero direction)."""
         if not rec.words:
             return rec.text_embed.new_zeros((0, rec.text_embed.shape[-1]))
         real = rec.input_ids[0, : int(rec.attention_mask[0].sum())].tolist()
@@ -406,6 +407,8 @@ class Adapter:
                 swaps.setdefault(w.text.lower(), [real[t] for t in w.tokens])
         rows, owner = [], []
         for i, w in enumerate(rec.words):
+            if only is not None and i not in only:
+                continue
             head, tail = real[:w.tokens[0]], real[w.tokens[-1] + 1:]
             if swap_in is None:
                 alts = [toks for text, toks in swaps.items() if text != w.text.lower()]
@@ -419,6 +422,8 @@ class Adapter:
                     row = row[:self.max_text_len - 1] + row[-1:]
                 rows.append(row)
                 owner.append(i)
+        if not rows:
+            return rec.text_embed.detach().expand(len(rec.words), -1).clone()
         width = max(rec.input_ids.shape[1], *(len(r) for r in rows))
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=rec.input_ids.device)
@@ -427,7 +432,11 @@ class Adapter:
             emb = torch.cat([self.encode_text(ids[k:k + 256], mask[k:k + 256]) for k in range(0, len(rows), 256)])
         owner_t = torch.tensor(owner, device=emb.device)
         sums = emb.new_zeros((len(rec.words), emb.shape[-1])).index_add_(0, owner_t, emb)
-        return sums / torch.bincount(owner_t, minlength=len(rec.words)).unsqueeze(1).to(emb.dtype)
+        counts = torch.bincount(owner_t, minlength=len(rec.words)).unsqueeze(1).to(emb.dtype)
+        out = sums / counts.clamp(min=1)
+        skipped = (counts == 0).squeeze(1)
+        out[skipped] = rec.text_embed.detach()[0].to(out.dtype)
+        return out
 
     def word_directions(self, rec: ForwardRecord,
                         phrases: list[tuple[str, tuple[int, int] | None]] = ()) -> torch.Tensor:
@@ -442,10 +451,9 @@ class Adapter:
         to swap in, the word is masked (the tokenizer's mask token) or, without one, removed.
         Scores are affine in the text embedding: score(image, context) - score(image, baseline)
         is ``word_scores`` of this difference."""
-        dirs = rec.text_embed.detach() - self.word_baseline_embeds(rec).to(rec.text_embed.dtype)
         spans = [(p, s) for p, s in phrases if s is not None]
         if not spans or not rec.words:
-            return dirs
+            return rec.text_embed.detach() - self.word_baseline_embeds(rec).to(rec.text_embed.dtype)
         swaps = self._swap_texts(rec)
         texts, owner, context = [], [], {}
         for i, w in enumerate(rec.words):
@@ -460,6 +468,8 @@ class Adapter:
             texts += [" ".join((p[:a] + alt + p[b:]).split()) for alt in alts]
             owner += [i] * len(alts)
             context[i] = p
+        outside = set(range(len(rec.words))) - set(context)
+        dirs = rec.text_embed.detach() - self.word_baseline_embeds(rec, only=outside).to(rec.text_embed.dtype)
         if not context:
             return dirs
         unique = sorted(set(context.values()))
@@ -470,7 +480,6 @@ class Adapter:
         sums = base.new_zeros((len(rec.words), base.shape[-1])).index_add_(0, owner_t, base)
         counts = torch.bincount(owner_t, minlength=len(rec.words)).clamp(min=1).unsqueeze(1).to(base.dtype)
         rows = torch.tensor(sorted(context), device=dirs.device)
-        dirs = dirs.clone()
         dirs[rows] = ctx[[unique.index(context[i]) for i in sorted(context)]] - (sums / counts)[rows]
         return dirs
 
