@@ -68,6 +68,8 @@ def test_shifts_other_than_1_2_4_are_one_line_errors(tiny_model_dir, grounding_j
                               "--shifts", "3", "--report", str(tmp_path / "r"), "--site", str(tmp_path / "s")])
     assert res.exit_code == 2 and "--shifts must be 1 (off), 2 or 4 copies of the image, not 3" in res.output
     assert not (tmp_path / "r").exists()
+    res = runner.invoke(app, ["explain", "missing.png", "a red star", "--shifts", "0", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "--shifts must be 1 (off), 2 or 4 copies of the image, not 0" in res.output
 
 
 def test_build_karpathy_and_model_without_itm(tiny_flavamodel_dir, tmp_path):

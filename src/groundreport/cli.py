@@ -133,11 +133,13 @@ def explain(
     methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated explainers; add occlusion for the "
                                 "perturbation reference (one forward per patch)."),
     target: str = typer.Option("contrastive"),
+    shifts: int = typer.Option(4, help=SHIFTS_HELP.replace(" Default 4; 2 with --demo.", "")),
 ):
     """Explain one image-caption pair: maps.npz, a figure per map, index.json naming them."""
     from .commands import explain as command
 
-    _call(command.run, image, caption, out, model, list(phrase), offline, device, dtype, _methods(methods), target)
+    _call(command.run, image, caption, out, model, list(phrase), offline, device, dtype, _methods(methods), target,
+          shifts)
 
 
 @app.command()

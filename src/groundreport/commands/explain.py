@@ -33,7 +33,7 @@ def _figures(ex) -> list[dict]:
 
 
 def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], offline: bool, device: str,
-        dtype: str, methods: list[str], target: str) -> None:
+        dtype: str, methods: list[str], target: str, shifts: int = 4) -> None:
     import io
 
     import matplotlib
@@ -52,9 +52,11 @@ def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], of
         raise UserError("the caption is empty")
     make_methods(methods)  # one-line errors before the model loads
     get_target(target)
+    if shifts not in (1, 2, 4):
+        raise UserError(f"--shifts must be 1 (off), 2 or 4 copies of the image, not {shifts}")
     m = load_model(model, device=device, dtype=dtype, offline=offline)
     try:
-        ex = explain(m, image, caption, methods=methods, phrases=phrases, target=target)
+        ex = explain(m, image, caption, methods=methods, phrases=phrases, target=target, shifts=shifts)
     except BadInput as e:
         raise UserError(f"{image}: {e}") from None
     for w in ex.warnings:
