@@ -124,5 +124,6 @@ def group(ranks: Ranks):
                             timeout=timedelta(seconds=timeout))
     try:
         yield Group(ranks, timeout)
+        dist.barrier()  # no rank tears the group down while another is still in a collective
     finally:
         dist.destroy_process_group()
