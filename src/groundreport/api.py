@@ -112,8 +112,10 @@ def explain_many(model, items, methods: list[str] | None = None, target: str = "
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be a positive number of pairs, not {batch_size!r}")
-    if shifts not in (1, 2, 4):
-        raise UserError(f"shifts must be 1 (off), 2 or 4 copies of the image, not {shifts!r}")
+    from .explainers.shifts import problem
+
+    if problem(shifts):
+        raise UserError(problem(shifts))
     pairs = []
     for item in items:
         image, caption, phrases = (tuple(item) + (None,))[:3]

@@ -22,8 +22,7 @@ app.add_typer(demo_app, name="demo")
 DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-masked,mm-attention,attention,rollout"
 ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch (or per 2 x 2 on big grids)
 SHIFTS_HELP = ("Relevancy, Grad-CAM and LeGrad maps averaged over copies of the image moved by half a patch: "
-               "4 (right, down, both; those methods cost 4x), 2 (diagonal only) or 1 (off). "
-               "Default 4; 2 with --demo.")
+               "4 (right, down, both; those methods cost 4x), 2 (diagonal only) or 1 (off).")
 
 
 def _fail(msg: str, code: int = 2):
@@ -73,7 +72,7 @@ def build(
     target: str = typer.Option("contrastive", help="Caption score for image-encoder methods: contrastive or itm."),
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory). Under torchrun: "
                                    "per process."),
-    shifts: Optional[int] = typer.Option(None, help=SHIFTS_HELP),
+    shifts: Optional[int] = typer.Option(None, help=SHIFTS_HELP + " Default 4; 2 with --demo."),
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
     demo: bool = typer.Option(False, help="Bundled scenes + the two bundled models (demo, demo-clip): runs offline."),
@@ -133,7 +132,7 @@ def explain(
     methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated explainers; add occlusion for the "
                                 "perturbation reference (one forward per patch)."),
     target: str = typer.Option("contrastive"),
-    shifts: int = typer.Option(4, help=SHIFTS_HELP.replace(" Default 4; 2 with --demo.", "")),
+    shifts: int = typer.Option(4, help=SHIFTS_HELP),
 ):
     """Explain one image-caption pair: maps.npz, a figure per map, index.json naming them."""
     from .commands import explain as command
@@ -192,7 +191,7 @@ def evaluate(
     methods: str = typer.Option(ALL_METHODS),
     target: str = typer.Option("contrastive"),
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory)."),
-    shifts: Optional[int] = typer.Option(None, help=SHIFTS_HELP),
+    shifts: int = typer.Option(4, help=SHIFTS_HELP),
     report: Path = typer.Option(Path("report-eval"), help="Where the scored report goes."),
     faithfulness: bool = typer.Option(False, help="Also measure faithfulness and run the sanity checks."),
     device: str = typer.Option("auto"),
@@ -207,7 +206,7 @@ def evaluate(
                       dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed,
                       **_models(model or ["demo"]), offline=offline, device=device, methods=_methods(methods),
                       target=target, report=str(report), faithfulness=faithfulness, batch_size=batch_size,
-                      shifts=4 if shifts is None else shifts)
+                      shifts=shifts)
     _call(command.run, cfg, scenes, progress)
 
 

@@ -63,8 +63,10 @@ class BuildConfig:
                             f"not {self.captions_per_image}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise UserError(f"--batch-size must be a positive number of pairs, not {self.batch_size}")
-        if self.shifts not in (1, 2, 4):
-            raise UserError(f"--shifts must be 1 (off), 2 or 4 copies of the image, not {self.shifts}")
+        from .explainers.shifts import problem
+
+        if problem(self.shifts, "--shifts"):
+            raise UserError(problem(self.shifts, "--shifts"))
         if not self.methods:
             raise UserError("--methods is empty; name at least one method")
         make_methods(self.methods)

@@ -45,6 +45,7 @@ def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], of
     from .. import atomic
     from ..api import explain, load_model
     from ..explainers import make_methods
+    from ..explainers.shifts import problem
     from ..explainers.targets import get_target
     from ..figures import map_figure
 
@@ -52,8 +53,8 @@ def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], of
         raise UserError("the caption is empty")
     make_methods(methods)  # one-line errors before the model loads
     get_target(target)
-    if shifts not in (1, 2, 4):
-        raise UserError(f"--shifts must be 1 (off), 2 or 4 copies of the image, not {shifts}")
+    if problem(shifts, "--shifts"):
+        raise UserError(problem(shifts, "--shifts"))
     m = load_model(model, device=device, dtype=dtype, offline=offline)
     try:
         ex = explain(m, image, caption, methods=methods, phrases=phrases, target=target, shifts=shifts)

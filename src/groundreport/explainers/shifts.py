@@ -21,10 +21,15 @@ HALF = 2  # the moves are k / HALF of a patch, k in {0, 1}
 COPIES = {1: [], 2: [(1, 1)], 4: [(0, 1), (1, 0), (1, 1)]}  # copies -> the moved ones' (ky, kx)
 
 
+def problem(copies, option: str = "shifts") -> str | None:
+    """Why ``copies`` is not a number of copies this module knows (None: it is one)."""
+    return None if copies in COPIES else f"{option} must be 1 (off), 2 or 4 copies of the image, not {copies!r}"
+
+
 def offsets(copies: int) -> list[tuple[int, int]]:
     """The (ky, kx) offsets, in halves of a patch, of the moved copies (the unmoved one left out)."""
-    if copies not in COPIES:
-        raise ValueError(f"shifts must be 1 (off), 2 or 4 copies, not {copies!r}")
+    if problem(copies):
+        raise ValueError(problem(copies))
     return COPIES[copies]
 
 

@@ -400,11 +400,8 @@ class Adapter:
         if not rec.words:
             return rec.text_embed.new_zeros((0, rec.text_embed.shape[-1]))
         real = rec.input_ids[0, : int(rec.attention_mask[0].sum())].tolist()
-        swaps: dict[str, list[int]] = {}  # each other content word once, by its text, as its own tokens
-        cut = rec.words[-1] if rec.truncated else None  # truncation may have cut the last word short
-        for w in rec.words:
-            if w.is_content and not w.unknown and w is not cut:
-                swaps.setdefault(w.text.lower(), [real[t] for t in w.tokens])
+        # each other content word once, by its text, as its own tokens
+        swaps = {text: [real[t] for t in w.tokens] for text, w in self._swap_words(rec).items()}
         rows, owner = [], []
         for i, w in enumerate(rec.words):
             if only is not None and i not in only:
@@ -430,13 +427,7 @@ class Adapter:
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=rec.input_ids.device)
         with torch.no_grad():
             emb = torch.cat([self.encode_text(ids[k:k + 256], mask[k:k + 256]) for k in range(0, len(rows), 256)])
-        owner_t = torch.tensor(owner, device=emb.device)
-        sums = emb.new_zeros((len(rec.words), emb.shape[-1])).index_add_(0, owner_t, emb)
-        counts = torch.bincount(owner_t, minlength=len(rec.words)).unsqueeze(1).to(emb.dtype)
-        out = sums / counts.clamp(min=1)
-        skipped = (counts == 0).squeeze(1)
-        out[skipped] = rec.text_embed.detach()[0].to(out.dtype)
-        return out
+        return _mean_by_owner(emb, owner, rec.text_embed.detach()[0].expand(len(rec.words), -1))
 
     def word_directions(self, rec: ForwardRecord,
                         phrases: list[tuple[str, tuple[int, int] | None]] = ()) -> torch.Tensor:
@@ -452,9 +443,7 @@ class Adapter:
         Scores are affine in the text embedding: score(image, context) - score(image, baseline)
         is ``word_scores`` of this difference."""
         spans = [(p, s) for p, s in phrases if s is not None]
-        if not spans or not rec.words:
-            return rec.text_embed.detach() - self.word_baseline_embeds(rec).to(rec.text_embed.dtype)
-        swaps = self._swap_texts(rec)
+        swaps = list(self._swap_words(rec))
         texts, owner, context = [], [], {}
         for i, w in enumerate(rec.words):
             inside = [(p, s) for p, s in spans if s[0] <= w.span[0] and w.span[1] <= s[1]]
@@ -475,19 +464,22 @@ class Adapter:
         unique = sorted(set(context.values()))
         emb = torch.cat([self.text_embeds(texts[k:k + 256]) for k in range(0, len(texts), 256)]
                         + [self.text_embeds(unique)]).to(dirs.dtype)
-        base, ctx = emb[:len(texts)], emb[len(texts):]
-        owner_t = torch.tensor(owner, device=base.device)
-        sums = base.new_zeros((len(rec.words), base.shape[-1])).index_add_(0, owner_t, base)
-        counts = torch.bincount(owner_t, minlength=len(rec.words)).clamp(min=1).unsqueeze(1).to(base.dtype)
-        rows = torch.tensor(sorted(context), device=dirs.device)
-        dirs[rows] = ctx[[unique.index(context[i]) for i in sorted(context)]] - (sums / counts)[rows]
+        base = _mean_by_owner(emb[:len(texts)], owner, torch.zeros_like(dirs))
+        rows = sorted(context)
+        dirs[rows] = emb[len(texts):][[unique.index(context[i]) for i in rows]] - base[rows]
         return dirs
 
-    def _swap_texts(self, rec: ForwardRecord) -> list[str]:
-        """The caption's known content words, lower case, each once, in caption order (a last
-        word that truncation may have cut short left out)."""
-        cut = rec.words[-1] if rec.truncated else None
-        return list(dict.fromkeys(w.text.lower() for w in rec.words if w.is_content and not w.unknown and w is not cut))
+    @staticmethod
+    def _swap_words(rec: ForwardRecord) -> dict:
+        """The caption's known content words that can be swapped in, by lower-case text, each
+        once (its first occurrence), in caption order; a last word that truncation may have cut
+        short is left out."""
+        cut = rec.words[-1] if rec.truncated else None  # truncation may have cut the last word short
+        swaps: dict = {}
+        for w in rec.words:
+            if w.is_content and not w.unknown and w is not cut:
+                swaps.setdefault(w.text.lower(), w)
+        return swaps
 
     def word_scores(self, rec: ForwardRecord, directions: torch.Tensor | None = None) -> torch.Tensor:
         """Each word in context as a target, [W]: score(image, context) - score(image, baseline)
@@ -504,6 +496,19 @@ class Adapter:
         emb = self.text_embeds(phrases).to(rec.image_embed.dtype)
         with torch.enable_grad():
             return self.score_of(rec.image_embed, emb)
+
+
+def _mean_by_owner(rows: torch.Tensor, owner: list[int], fallback: torch.Tensor) -> torch.Tensor:
+    """[N, E] rows, each owned by one of ``len(fallback)`` slots -> [slots, E] the mean of each
+    slot's rows; ``fallback``'s row where a slot owns none."""
+    out = fallback.to(rows.dtype).clone()
+    if owner:
+        owner_t = torch.tensor(owner, device=rows.device)
+        sums = rows.new_zeros(out.shape).index_add_(0, owner_t, rows)
+        counts = torch.bincount(owner_t, minlength=len(out)).unsqueeze(1)
+        owned = counts[:, 0] > 0
+        out[owned] = sums[owned] / counts[owned].to(rows.dtype)
+    return out
 
 
 def _piece(token: str) -> str:
