@@ -60,7 +60,9 @@ def test_build_grounding_jsonl_scores_phrases(tiny_model_dir, grounding_jsonl, t
     index = (site / "index.html").read_text()
     assert "Random annotated object" in index and "methods.svg" in index
     assert m["config"]["shifts"] == 4  # build's default; the index says what was averaged
-    assert "Relevancy, Grad-CAM and LeGrad maps averaged over 4 copies of the image moved by half a patch" in index
+    averaged = [x["label"] for x in m["methods"] if x["shift_average"]]
+    assert {x["name"] for x in m["methods"] if x["shift_average"]} >= {"relevancy", "gradcam"}
+    assert f"{', '.join(averaged)}: maps averaged over 4 copies of the image moved by half a patch" in index
 
 
 def test_shifts_other_than_1_2_4_are_one_line_errors(tiny_model_dir, grounding_jsonl, tmp_path):

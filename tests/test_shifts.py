@@ -65,20 +65,21 @@ def _moved_by_hand(px: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 def test_suite_shift_average_equals_the_copies_explained_one_by_one(tiny_adapter):
     """shifts=4: each averaging method's caption, phrase and word maps are the normalised mean of
-    its plain maps on the 4 copies (moved by hand here), realigned by the fine-grid rule above;
+    its plain maps on the 4 copies (moved by hand here), realigned by the fine-grid rule above
+    (the multimodal masked-word maps too: the copies' image tokens go into the multimodal encoder);
     a method that does not average (raw attention) keeps its plain maps; one pair or a batch."""
     a = tiny_adapter
     scene = make_scene(5)
     px = a.pixel_values([scene.image])
     caption = "a red circle and a blue square"
     phrases = [("a red circle", (0, 12)), ("a blue square", (17, 30))]
-    names = ["relevancy", "gradcam", "attention"]
+    names = ["relevancy", "gradcam", "mm-masked", "attention"]
     plain = Suite(make_methods(names))
     got = Suite(make_methods(names), shifts=4).run(a, px, caption, phrases)
     cell = px.shape[-1] // a.grid[1]
     copies = {(ky, kx): plain.run(a, _moved_by_hand(px, ky * cell // 2, kx * cell // 2), caption, phrases)
               for ky in (0, 1) for kx in (0, 1)}
-    for name in ("relevancy", "gradcam"):
+    for name in ("relevancy", "gradcam", "mm-masked"):
         for kind in ("caption", "phrases", "words"):
             want = normalise(sum(_fine_then_pooled_stack(getattr(r.maps[name], kind), ky, kx)
                                  for (ky, kx), r in copies.items()) / 4)

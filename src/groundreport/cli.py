@@ -21,7 +21,7 @@ app.add_typer(demo_app, name="demo")
 # Kept here as strings so that --help never imports torch; tests check them against the registry.
 DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-masked,mm-attention,attention,rollout"
 ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch (or per 2 x 2 on big grids)
-SHIFTS_HELP = ("Relevancy, Grad-CAM and LeGrad maps averaged over copies of the image moved by half a patch: "
+SHIFTS_HELP = ("Relevancy, Grad-CAM, LeGrad and masked-word (mm-masked) maps averaged over copies of the image moved by half a patch: "
                "4 (right, down, both; those methods cost 4x), 2 (diagonal only) or 1 (off).")
 
 

@@ -227,7 +227,8 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         "model": {k: v for k, v in first.items() if k not in ("summary", "flat")},
         "models": models,
         "methods": [{"name": m.name, "label": m.label, "encoder": m.encoder, "target": suite.target_name(m),
-                     "caption_blind": m.caption_blind, "description": m.description} for m in methods],
+                     "caption_blind": m.caption_blind, "shift_average": m.shift_average, "description": m.description}
+                    for m in methods],
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": _version("transformers"), "platform": platform.platform()},
         "pairs": entries,
