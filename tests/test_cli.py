@@ -61,7 +61,7 @@ def test_build_grounding_jsonl_scores_phrases(tiny_model_dir, grounding_jsonl, t
     assert "Random annotated object" in index and "methods.svg" in index
     assert m["config"]["shifts"] == 4  # build's default; the index says what was averaged
     averaged = [x["label"] for x in m["methods"] if x["shift_average"]]
-    assert {x["name"] for x in m["methods"] if x["shift_average"]} >= {"relevancy", "gradcam"}
+    assert {x["name"] for x in m["methods"] if x["shift_average"]} == {"relevancy", "gradcam", "legrad", "mm-masked"}
     assert f"{', '.join(averaged)}: maps averaged over 4 copies of the image moved by half a patch" in index
 
 
@@ -86,6 +86,10 @@ def test_build_karpathy_and_model_without_itm(tiny_flavamodel_dir, tmp_path):
     m = _check_site(report, site)
     assert m["model"]["has_itm"] is False
     assert "mm-relevancy" not in m["pairs"][0]["maps"]["keys"]
+    # no MMM head: mm-masked skipped, so the manifest and the index do not call its maps averaged
+    averaged = {x["name"] for x in m["methods"] if x["shift_average"]}
+    assert "mm-masked" not in m["pairs"][0]["maps"]["keys"] and averaged == {"relevancy", "gradcam", "legrad"}
+    assert "Masked word" not in (site / "index.html").read_text().split("Shift averaging")[1].split("</dd>")[0]
 
 
 def test_rerun_reuses_pairs_and_changed_settings_do_not(tiny_model_dir, grounding_jsonl, tmp_path):
@@ -108,6 +112,17 @@ def test_render_needs_only_the_report(tiny_model_dir, grounding_jsonl, tmp_path)
                           "render", "--report", str(report), "--site", str(site)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert (site / "index.html").is_file()
+    # a report from before methods[].shift_average still renders; one whose methods average nothing says so
+    manifest = json.loads((report / "manifest.json").read_text())
+    for flags, row in (({}, "<dd>maps averaged over 4 copies of the image moved by half a patch</dd>"),
+                       ({"shift_average": False}, "4 copies asked for, but no method of this report averages")):
+        for x in manifest["methods"]:
+            x.pop("shift_average", None)
+            x.update(flags)
+        (report / "manifest.json").write_text(json.dumps(manifest))
+        res = runner.invoke(app, ["render", "--report", str(report), "--site", str(site)])
+        assert res.exit_code == 0, res.output
+        assert row in (site / "index.html").read_text()
 
 
 def test_explain_one_pair(tiny_model_dir, tmp_path):

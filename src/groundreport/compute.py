@@ -220,6 +220,7 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         raise UserError(f"no pair could be explained ({len(skipped)} skipped; first: {where})")
     skipped[:] = list(dict.fromkeys(skipped))  # an unreadable image is skipped once, not once per model
     first = models[0]
+    explained = {name for e in entries for name in e["maps"]["keys"]}  # methods some model did not skip
     manifest = {
         "tool": {"name": "groundreport", "version": __version__},
         "config": {k: v for k, v in asdict(cfg).items()},
@@ -227,7 +228,9 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         "model": {k: v for k, v in first.items() if k not in ("summary", "flat")},
         "models": models,
         "methods": [{"name": m.name, "label": m.label, "encoder": m.encoder, "target": suite.target_name(m),
-                     "caption_blind": m.caption_blind, "shift_average": m.shift_average, "description": m.description}
+                     "caption_blind": m.caption_blind,
+                     "shift_average": bool(m.shift_average and cfg.shifts > 1 and m.name in explained),
+                     "description": m.description}
                     for m in methods],
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "transformers": _version("transformers"), "platform": platform.platform()},
