@@ -288,7 +288,7 @@ class PlantedAdapter:
         return torch.stack([_linear_target(rec.image_norm, rec.image_attn, p, cls_decoy=CAPTION_PATCH)
                             for p in WORD_PATCH])
 
-    def masked_words(self, rec, words=None):
+    def masked_words(self, rec, words=None, contexts=None):
         """Word i's masked copy: in the last block, the mm CLS row attends to patch WORD_PATCH[i]
         with gradient +1 (the signal), row 1 to another patch with no gradient, row 2 to a third
         with gradient -1 (ReLU must drop it); block 0 adds the same signal from another row
@@ -496,36 +496,56 @@ def test_mm_attention_rows_equal_hf_flava_attention_at_text_rows_and_patch_colum
     torch.testing.assert_close(MultimodalAttention().rows(rec, None)[0], hf_rows, atol=1e-6, rtol=1e-5)
 
 
+def _hf_masked_word_cam(adapter, pixels, text: str, k: int) -> np.ndarray:
+    """Word k of ``text`` masked, through HF's own FlavaModel.forward: the multimodal blocks'
+    attention probabilities caught by hooks (in the graph), the MMM head's log-probability of the
+    word's own tokens, Grad-CAM summed over blocks, patch columns, min-max normalised."""
+    model, flava = adapter.model, adapter.flava
+    enc = adapter.tokenize([text])
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    w = adapter.words_of(text, enc)[1][k]
+    masked = ids.clone()
+    masked[0, w.tokens] = adapter.tokenizer.mask_token_id
+    with _caught_mm(flava) as seen, torch.enable_grad():
+        out = flava(input_ids=masked, attention_mask=mask, pixel_values=pixels)
+        logits = model.mmm_text_head(out.multimodal_output.last_hidden_state[:, -ids.shape[1]:])
+        target = logits.log_softmax(-1)[0, w.tokens, ids[0, w.tokens]].sum()
+        grads = torch.autograd.grad(target, seen["attn"])
+    with torch.no_grad():
+        patches = flava.image_to_mm_projection(out.image_output.hidden_states[-1])[0, 1:]
+    cols = _positions(seen["x"][0], patches)
+    cam = sum((a * g.clamp(min=0)).mean(1)[0].sum(0)[cols].detach() for a, g in zip(seen["attn"], grads))
+    cam = (cam - cam.min()) / (cam.max() - cam.min())
+    return cam.reshape(adapter.grid).numpy()
+
+
 def test_masked_word_maps_equal_a_plain_recomputation_through_hf_flava_forward(tiny_adapter):
     """mm-masked against HF's own FlavaModel.forward, word by word: the caption with the word's
-    tokens as [MASK], the multimodal blocks' attention probabilities caught by hooks (in the
-    graph), the MMM head's log-probability of the word's own tokens, Grad-CAM summed over blocks."""
+    tokens as [MASK] (``_hf_masked_word_cam``)."""
     from groundreport.demo.scenes import make_scene
 
-    model, flava = tiny_adapter.model, tiny_adapter.flava
     pixels = tiny_adapter.pixel_values([make_scene(5, (3, 3), size=96).image])
     caption = "a red circle and a blue dog"
     ours = Suite(make_methods(["mm-masked"])).run(tiny_adapter, pixels, caption).maps["mm-masked"].words
-    enc = tiny_adapter.tokenize([caption])
-    ids, mask = enc["input_ids"], enc["attention_mask"]
-    _, words = tiny_adapter.words_of(caption, enc)
-    assert len(words) == ours.shape[0] == 7
-    expected = []
-    for w in words:
-        masked = ids.clone()
-        masked[0, w.tokens] = tiny_adapter.tokenizer.mask_token_id
-        with _caught_mm(flava) as seen, torch.enable_grad():
-            out = flava(input_ids=masked, attention_mask=mask, pixel_values=pixels)
-            logits = model.mmm_text_head(out.multimodal_output.last_hidden_state[:, -ids.shape[1]:])
-            target = logits.log_softmax(-1)[0, w.tokens, ids[0, w.tokens]].sum()
-            grads = torch.autograd.grad(target, seen["attn"])
-        with torch.no_grad():
-            patches = flava.image_to_mm_projection(out.image_output.hidden_states[-1])[0, 1:]
-        cols = _positions(seen["x"][0], patches)
-        cam = sum((a * g.clamp(min=0)).mean(1)[0].sum(0)[cols].detach() for a, g in zip(seen["attn"], grads))
-        cam = (cam - cam.min()) / (cam.max() - cam.min())
-        expected.append(cam.reshape(tiny_adapter.grid).numpy())
+    assert ours.shape[0] == 7
+    expected = [_hf_masked_word_cam(tiny_adapter, pixels, caption, k) for k in range(7)]
     np.testing.assert_allclose(ours, np.stack(expected), atol=1e-4)
+
+
+def test_a_masked_word_inside_a_phrase_is_masked_in_that_phrase_alone(tiny_adapter):
+    """With phrases, a word inside one is masked in its smallest phrase's own text ("a red
+    [MASK]"), the others in the caption; each row against HF's forward of that text."""
+    from groundreport.demo.scenes import make_scene
+
+    pixels = tiny_adapter.pixel_values([make_scene(7, (3, 3), size=96).image])
+    caption = "a red circle and a blue dog"
+    phrases = [("a red circle and a blue dog", (0, 27)), ("a red circle", (0, 12)), ("a blue dog", (17, 27))]
+    ours = Suite(make_methods(["mm-masked"])).run(tiny_adapter, pixels, caption, phrases).maps["mm-masked"].words
+    where = [("a red circle", k) for k in range(3)] + [(caption, 3)] + [("a blue dog", k) for k in range(3)]
+    expected = [_hf_masked_word_cam(tiny_adapter, pixels, text, k) for text, k in where]
+    np.testing.assert_allclose(ours, np.stack(expected), atol=1e-4)
+    plain = Suite(make_methods(["mm-masked"])).run(tiny_adapter, pixels, caption).maps["mm-masked"].words
+    assert not np.allclose(ours[1], plain[1], atol=1e-3)  # "red" read in its phrase is another map
 
 
 def test_masked_word_maps_do_not_depend_on_the_chunk_size(tiny_adapter):

@@ -6,7 +6,9 @@ square" can only be completed by looking at the red object, so the prediction of
 itself is a per-word target that must read the image where the word's object is.
 
 For each word w of the caption (all W in one batch, ``Adapter.masked_words``): the caption
-with w's tokens masked goes through the text and multimodal encoders with the pair's image;
+with w's tokens masked (or, for a word inside a phrase of known span, that smallest phrase's own
+text with w masked: "a red [MASK]" rather than the whole caption, as the image-side word targets
+read a word in its phrase) goes through the text and multimodal encoders with the pair's image;
 the target is the MMM head's log-probability of w's own tokens at their masked positions; the
 map is Grad-CAM on the multimodal attention (ALBEF/LAVIS style: mean over heads of
 ``attn * relu(grad)``) at ``block``, summed over every query row, read at the patch columns.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from ..models.base import word_phrases
 from .base import Explainer
 
 
@@ -33,7 +36,7 @@ class MaskedWordGradCAM(Explainer):
     target = None  # its own targets, one per word (not the caption score)
     word_targets = True
     shift_average = True
-    version = 2  # 2: averaged over moved copies (--shifts)
+    version = 3  # 3: a word inside a phrase masked in that phrase alone; 2: averaged over moved copies (--shifts)
     requires = ("mmm", "mm_self_attention")
     description = ("Each word masked in turn; Grad-CAM (attn x relu(grad), heads averaged, all query rows) of "
                    "the MMM head's log-probability of the word, on the multimodal attention.")
@@ -42,11 +45,15 @@ class MaskedWordGradCAM(Explainer):
         self.block = block  # None: every block's map, summed (grounded best on the demo's val scenes)
         self.chunk = chunk  # words per batch of masked copies: memory stays bounded on long captions
 
-    def word_rows(self, adapter, rec) -> torch.Tensor:
-        """[W, P]: one map per word of ``rec``, patches in row-major order."""
+    def word_rows(self, adapter, rec, phrases=()) -> torch.Tensor:
+        """[W, P]: one map per word of ``rec``, patches in row-major order. A word inside one of
+        ``phrases`` (text, caption span) is masked in its smallest phrase alone ("a red [MASK]"),
+        any other word in the caption."""
         out = []
+        context = word_phrases(rec.words, phrases)
         for start in range(0, len(rec.words), self.chunk):
-            attns, own = adapter.masked_words(rec, rec.words[start:start + self.chunk])
+            stop = min(start + self.chunk, len(rec.words))
+            attns, own = adapter.masked_words(rec, rec.words[start:stop], [context.get(i) for i in range(start, stop)])
             attns = list(attns) if self.block is None else [attns[self.block]]
             grads = torch.autograd.grad(own.sum(), attns)  # copies do not interact: row i's gradient is word i's
             cam = sum((a.detach().float() * g.float().clamp(min=0)).mean(1) for a, g in zip(attns, grads))

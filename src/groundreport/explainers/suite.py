@@ -296,7 +296,7 @@ class Suite:
                     words = drops[1 + k:] if rec.words else None
                 elif getattr(m, "word_targets", False):  # a target per word: the caption and phrases pool them
                     with torch.enable_grad():
-                        word_rows = m.word_rows(adapter, rec)  # [W, P]
+                        word_rows = m.word_rows(adapter, rec, phrases if WORD_CONTEXT == "phrase" else ())  # [W, P]
                     caption_map = word_rows[_content_words(rec.words)].mean(0)
                     words = word_rows
                     phrase_maps = (_pool(word_rows, _phrase_word_indices(rec.words, [s for _, s in phrases]),

@@ -442,17 +442,10 @@ class Adapter:
         to swap in, the word is masked (the tokenizer's mask token) or, without one, removed.
         Scores are affine in the text embedding: score(image, context) - score(image, baseline)
         is ``word_scores`` of this difference."""
-        spans = [(p, s) for p, s in phrases if s is not None]
         swaps = list(self._swap_words(rec))
         texts, owner, context = [], [], {}
-        for i, w in enumerate(rec.words):
-            inside = [(p, s) for p, s in spans if s[0] <= w.span[0] and w.span[1] <= s[1]]
-            if not inside or w.unknown or w.is_punctuation:
-                continue
-            p, s = min(inside, key=lambda ps: ps[1][1] - ps[1][0])  # the smallest phrase around it
-            a, b = w.span[0] - s[0], w.span[1] - s[0]
-            if p[a:b].lower() != w.text.lower():  # the phrase's text is not the caption's at its span
-                continue
+        for i, (p, a, b) in word_phrases(rec.words, phrases).items():
+            w = rec.words[i]
             alts = [t for t in swaps if t != w.text.lower()] or [self.tokenizer.mask_token or ""]
             texts += [" ".join((p[:a] + alt + p[b:]).split()) for alt in alts]
             owner += [i] * len(alts)
@@ -496,6 +489,23 @@ class Adapter:
         emb = self.text_embeds(phrases).to(rec.image_embed.dtype)
         with torch.enable_grad():
             return self.score_of(rec.image_embed, emb)
+
+
+def word_phrases(words: list[Word], phrases) -> dict[int, tuple[str, int, int]]:
+    """Each known, non-punctuation word inside a phrase of known span -> (the smallest such
+    phrase's text, the word's start and end in that text); a phrase whose text is not the
+    caption's at its span is passed over."""
+    spans = [(p, s) for p, s in phrases if s is not None]
+    out = {}
+    for i, w in enumerate(words):
+        inside = [(p, s) for p, s in spans if s[0] <= w.span[0] and w.span[1] <= s[1]]
+        if not inside or w.unknown or w.is_punctuation:
+            continue
+        p, s = min(inside, key=lambda ps: ps[1][1] - ps[1][0])  # the smallest phrase around it
+        a, b = w.span[0] - s[0], w.span[1] - s[0]
+        if p[a:b].lower() == w.text.lower():
+            out[i] = (p, a, b)
+    return out
 
 
 def _mean_by_owner(rows: torch.Tensor, owner: list[int], fallback: torch.Tensor) -> torch.Tensor:

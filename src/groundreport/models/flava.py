@@ -9,6 +9,7 @@ encoding reused for several texts).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from . import flava_parts as parts
 from .base import (DTYPES, Adapter, ForwardRecord, ImageSide, Layout, Word, bundled_demo_path,  # noqa: F401
@@ -75,24 +76,44 @@ class FlavaAdapter(Adapter):
         itm = parts.itm_logit(self.itm_head, mm_out) if self.itm_head is not None else None
         return mm_out.attentions, itm
 
-    def masked_words(self, rec, words: list | None = None):
-        """``words``: a subset of ``rec.words`` (default all), so that a long caption can go in chunks."""
+    def masked_words(self, rec, words: list | None = None, contexts: list | None = None):
+        """``words``: a subset of ``rec.words`` (default all), so that a long caption can go in chunks.
+        ``contexts``: per word, None (masked in the caption) or ``(text, start, end)``: the word is
+        masked in that text (its phrase), at those characters; rows are padded to one length."""
         words = rec.words if words is None else words
+        contexts = contexts or [None] * len(words)
         ids, mask = rec.input_ids, rec.attention_mask
-        n, t = len(words), ids.shape[1]
-        masked = ids.repeat(n, 1)
-        for i, w in enumerate(words):
-            masked[i, w.tokens] = self.tokenizer.mask_token_id
+        rows_ids, rows_mask, positions = [], [], []
+        for w, ctx in zip(words, contexts):
+            if ctx is None:
+                rows_ids.append(ids[0]), rows_mask.append(mask[0]), positions.append(list(w.tokens))
+                continue
+            text, a, b = ctx
+            enc = self.tokenize([text])
+            own = [x for x in self.words_of(text, enc)[1] if x.span == (a, b)]
+            if not own:  # the tokenizer split the phrase otherwise: the caption, then
+                rows_ids.append(ids[0]), rows_mask.append(mask[0]), positions.append(list(w.tokens))
+                continue
+            rows_ids.append(enc["input_ids"][0].to(ids.device))
+            rows_mask.append(enc["attention_mask"][0].to(mask.device))
+            positions.append(list(own[0].tokens))
+        n, t = len(words), max((len(r) for r in rows_ids), default=ids.shape[1])
+        pad = self.tokenizer.pad_token_id or 0
+        true = torch.stack([F.pad(r, (0, t - len(r)), value=pad) for r in rows_ids])
+        mask_n = torch.stack([F.pad(r, (0, t - len(r)), value=0) for r in rows_mask])
+        masked = true.clone()
+        for i, pos in enumerate(positions):
+            masked[i, pos] = self.tokenizer.mask_token_id
         with torch.no_grad():  # gradients are read at the multimodal attention: nothing below needs them
-            text_states = parts.encode_text(self.flava, masked, mask.repeat(n, 1)).hidden_states[-1]
+            text_states = parts.encode_text(self.flava, masked, mask_n).hidden_states[-1]
         with torch.enable_grad():
             image = rec.image_hidden[-1].detach().expand(n, -1, -1)  # what the multimodal encoder reads
-            mm_out = parts.encode_multimodal(self.flava, image, text_states, mask.repeat(n, 1), output_attentions=True)
+            mm_out = parts.encode_multimodal(self.flava, image, text_states, mask_n, output_attentions=True)
             text_out = mm_out.last_hidden_state[:, -t:]
             # the head only at each copy's masked positions: [positions, vocab], not [W, T, vocab]
-            rows = torch.tensor([i for i, w in enumerate(words) for _ in w.tokens], device=ids.device)
-            cols = torch.tensor([c for w in words for c in w.tokens], device=ids.device)
+            rows = torch.tensor([i for i, pos in enumerate(positions) for _ in pos], device=ids.device)
+            cols = torch.tensor([c for pos in positions for c in pos], device=ids.device)
             logp = self.mmm_head(text_out[rows, cols]).float().log_softmax(-1)
-            picked = logp[torch.arange(len(cols), device=ids.device), ids[0, cols]]
+            picked = logp[torch.arange(len(cols), device=ids.device), true[rows, cols]]
             own = torch.zeros(n, device=ids.device, dtype=picked.dtype).index_add(0, rows, picked)
         return mm_out.attentions, own
