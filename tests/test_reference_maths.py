@@ -22,7 +22,7 @@ import torch
 
 from groundreport.explainers import REGISTRY, make_methods
 from groundreport.explainers.attention import ImageAttention, MultimodalAttention
-from groundreport.explainers.base import head_mean_positive, relevancy_propagate
+from groundreport.explainers.base import head_mean_positive, propagated_rows, relevancy_propagate
 from groundreport.explainers.gradcam import GradCAM
 from groundreport.explainers.mm_gradcam import MultimodalGradCAM
 from groundreport.explainers.relevancy import ImageRelevancy, MultimodalRelevancy
@@ -85,6 +85,20 @@ def test_relevancy_propagate_multiplies_the_later_block_on_the_left():
                    [0, 1, 0],
                    [0, .5, 1]]])  # r @ cam (or blocks in reverse) gives [0, 1] = 0
     torch.testing.assert_close(relevancy_propagate(attns, grads), expected)
+
+
+def test_propagated_rows_are_rows_of_the_propagated_matrix():
+    """The row-vector form (explainers read one summary row, or the text rows) equals those rows
+    of R built the textbook way here, R = I; R += cam @ R block by block, on random blocks."""
+    g = torch.Generator().manual_seed(3)
+    k, h, s = 2, 3, 6
+    attns = [torch.rand(1, h, s, s, generator=g).softmax(-1) for _ in range(4)]
+    grads = [torch.randn(k, 1, h, s, s, generator=g) for _ in range(4)]
+    r = torch.eye(s).expand(k, s, s)
+    for a, gr in zip(attns, grads):
+        r = r + ((gr * a).clamp(min=0).mean(2)[:, 0]) @ r
+    probe = torch.rand(k, 2, s, generator=g)
+    torch.testing.assert_close(propagated_rows(attns, grads, probe), probe @ r)
 
 
 def test_image_relevancy_is_the_cls_row_over_patch_columns():
@@ -534,16 +548,20 @@ def test_masked_word_maps_equal_a_plain_recomputation_through_hf_flava_forward(t
 
 def test_a_masked_word_inside_a_phrase_is_masked_in_that_phrase_alone(tiny_adapter):
     """With phrases, a word inside one is masked in its smallest phrase's own text ("a red
-    [MASK]"), the others in the caption; each row against HF's forward of that text."""
+    [MASK]"), the others in the caption (one batch, rows padded); each row against HF's forward
+    of that text, at every chunk size."""
     from groundreport.demo.scenes import make_scene
+    from groundreport.explainers.mm_masked import MaskedWordGradCAM
 
     pixels = tiny_adapter.pixel_values([make_scene(7, (3, 3), size=96).image])
     caption = "a red circle and a blue dog"
-    phrases = [("a red circle and a blue dog", (0, 27)), ("a red circle", (0, 12)), ("a blue dog", (17, 27))]
+    phrases = [("a red circle", (0, 12)), ("a blue dog", (17, 27))]  # "and" in none: its caption row pads the rest
     ours = Suite(make_methods(["mm-masked"])).run(tiny_adapter, pixels, caption, phrases).maps["mm-masked"].words
     where = [("a red circle", k) for k in range(3)] + [(caption, 3)] + [("a blue dog", k) for k in range(3)]
     expected = [_hf_masked_word_cam(tiny_adapter, pixels, text, k) for text, k in where]
     np.testing.assert_allclose(ours, np.stack(expected), atol=1e-4)
+    small = Suite([MaskedWordGradCAM(chunk=2)]).run(tiny_adapter, pixels, caption, phrases).maps["mm-masked"].words
+    np.testing.assert_allclose(small, ours, atol=1e-5)
     plain = Suite(make_methods(["mm-masked"])).run(tiny_adapter, pixels, caption).maps["mm-masked"].words
     assert not np.allclose(ours[1], plain[1], atol=1e-3)  # "red" read in its phrase is another map
 

@@ -72,8 +72,14 @@ def summary_rows(rec, r: torch.Tensor, pool_cam: torch.Tensor | None = None) -> 
 def relevancy_propagate(attns, grads) -> torch.Tensor:
     """R = I; R += cam_l @ R for each block (Chefer et al., ICCV 2021). Returns [K, S, S]."""
     k, s = grads[0].shape[0], attns[0].shape[-1]
-    r = torch.eye(s, dtype=torch.float32, device=attns[0].device).expand(k, s, s).clone()
-    for a, g in zip(attns, grads):
-        cam = head_mean_positive(a.detach().float(), g.float())
-        r = r + torch.bmm(cam, r)
-    return r
+    return propagated_rows(attns, grads, torch.eye(s, dtype=torch.float32, device=attns[0].device).expand(k, s, s))
+
+
+def propagated_rows(attns, grads, rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` [K, m, S] times ``relevancy_propagate``'s R, without forming R: R is the product
+    (I + cam_L) ... (I + cam_1), later blocks on the left, so a row vector goes through the blocks
+    from the last to the first, u += u @ cam_l: m x S x S a block instead of S x S x S."""
+    u = rows.float()
+    for a, g in zip(reversed(list(attns)), reversed(list(grads))):
+        u = u + torch.bmm(u, head_mean_positive(a.detach().float(), g.float()))
+    return u

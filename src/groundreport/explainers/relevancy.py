@@ -9,7 +9,9 @@ columns, from ONE backward of the ITM logit: the per-word maps.
 
 from __future__ import annotations
 
-from .base import Explainer, head_mean_positive, relevancy_propagate, summary_rows
+import torch
+
+from .base import Explainer, head_mean_positive, propagated_rows
 
 
 class ImageRelevancy(Explainer):
@@ -24,11 +26,14 @@ class ImageRelevancy(Explainer):
 
     def rows(self, rec, grads):
         n = len(rec.image_attn)
-        r = relevancy_propagate(rec.image_attn, grads[:n])  # [K, N, N]
-        pool_cam = None
-        if rec.layout.image_cls is None:
-            pool_cam = head_mean_positive(rec.pool_attn.detach().float(), grads[n].float())  # [K, 1, N]
-        return summary_rows(rec, r, pool_cam)  # [K, 1, P]
+        lay = rec.layout
+        if lay.image_cls is None:  # the pooling head's gradient-weighted probe row, [K, 1, N]
+            probe = head_mean_positive(rec.pool_attn.detach().float(), grads[n].float())
+        else:  # the CLS row
+            probe = torch.zeros(grads[0].shape[0], 1, rec.image_attn[0].shape[-1], device=grads[0].device)
+            probe[:, 0, lay.image_cls] = 1
+        # the summary row of relevancy_propagate's R (summary_rows), carried through the blocks as a row
+        return propagated_rows(rec.image_attn, grads[:n], probe)[:, :, lay.image_patches]  # [K, 1, P]
 
 
 class MultimodalRelevancy(Explainer):
@@ -43,5 +48,6 @@ class MultimodalRelevancy(Explainer):
         return list(rec.mm_attn)
 
     def rows(self, rec, grads):
-        r = relevancy_propagate(rec.mm_attn, grads)  # [K, S, S]
-        return r[:, rec.layout.mm_text_rows, rec.layout.mm_patch_cols]  # [K, T, P]
+        lay = rec.layout
+        eye = torch.eye(rec.mm_attn[0].shape[-1], device=grads[0].device)[lay.mm_text_rows]  # the text rows of I
+        return propagated_rows(rec.mm_attn, grads, eye.expand(grads[0].shape[0], -1, -1))[:, :, lay.mm_patch_cols]

@@ -335,11 +335,12 @@ class Adapter:
         """(multimodal attention maps, ITM logit [1] or None); (None, None) without a multimodal part."""
         return None, None
 
-    def masked_words(self, rec: "ForwardRecord", words: list | None = None):
+    def masked_words(self, rec: "ForwardRecord", words: list | None = None, contexts: list | None = None):
         """Each word of the caption masked in its own copy, the W copies through the text and
         multimodal encoders with the record's image: ``(multimodal attentions, L x [W, H, S, S],
         in the graph; [W] log-probability of each word's own tokens at its masked positions)``;
-        ``words`` a subset of the record's (default: all). Only a model with a trained masked
+        ``words`` a subset of the record's (default: all); ``contexts``, per word, None (its copy
+        of the caption) or ``(text, start, end)``: masked in that text (its phrase) instead. Only a model with a trained masked
         multimodal modelling head ("mmm") has it."""
         raise NotImplementedError(f"{type(self).__name__} has no masked multimodal modelling head")
 
