@@ -59,14 +59,22 @@ def head_mean_positive(attn: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return (grad * attn).clamp(min=0).mean(dim=2)[:, 0]
 
 
+def summary_probe(rec, k: int, n: int, pool_cam: torch.Tensor | None = None) -> torch.Tensor:
+    """The image summary as a row over the ``n`` image tokens, [k, 1, n]: with a CLS token, that
+    token (one-hot); without (SigLIP), the pooling head's probe row ``pool_cam`` [k, 1, n] (its
+    attention, or relevance, over the tokens)."""
+    if rec.layout.image_cls is None:
+        return pool_cam
+    probe = torch.zeros(k, 1, n, device=rec.image_attn[0].device)
+    probe[:, 0, rec.layout.image_cls] = 1
+    return probe
+
+
 def summary_rows(rec, r: torch.Tensor, pool_cam: torch.Tensor | None = None) -> torch.Tensor:
-    """The image summary's row of a propagated image-token matrix ``r`` [K, N, N], patch columns:
-    -> [K, 1, P]. With a CLS token, its row; without (SigLIP), the pooling head's probe row
-    ``pool_cam`` [K, 1, N] (its attention, or relevance, over the tokens) carried through ``r``."""
-    lay = rec.layout
-    if lay.image_cls is not None:
-        return r[:, lay.image_cls:lay.image_cls + 1, lay.image_patches]
-    return torch.bmm(pool_cam, r)[:, :, lay.image_patches]
+    """The image summary's row (``summary_probe``) of a propagated image-token matrix ``r``
+    [K, N, N], patch columns: -> [K, 1, P]."""
+    probe = summary_probe(rec, r.shape[0], r.shape[-1], pool_cam)
+    return torch.bmm(probe.to(r.dtype), r)[:, :, rec.layout.image_patches]
 
 
 def relevancy_propagate(attns, grads) -> torch.Tensor:

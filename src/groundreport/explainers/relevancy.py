@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Explainer, head_mean_positive, propagated_rows
+from .base import Explainer, head_mean_positive, propagated_rows, summary_probe
 
 
 class ImageRelevancy(Explainer):
@@ -26,14 +26,12 @@ class ImageRelevancy(Explainer):
 
     def rows(self, rec, grads):
         n = len(rec.image_attn)
-        lay = rec.layout
-        if lay.image_cls is None:  # the pooling head's gradient-weighted probe row, [K, 1, N]
-            probe = head_mean_positive(rec.pool_attn.detach().float(), grads[n].float())
-        else:  # the CLS row
-            probe = torch.zeros(grads[0].shape[0], 1, rec.image_attn[0].shape[-1], device=grads[0].device)
-            probe[:, 0, lay.image_cls] = 1
-        # the summary row of relevancy_propagate's R (summary_rows), carried through the blocks as a row
-        return propagated_rows(rec.image_attn, grads[:n], probe)[:, :, lay.image_patches]  # [K, 1, P]
+        pool_cam = None
+        if rec.layout.image_cls is None:  # the pooling head's gradient-weighted probe row, [K, 1, N]
+            pool_cam = head_mean_positive(rec.pool_attn.detach().float(), grads[n].float())
+        probe = summary_probe(rec, grads[0].shape[0], rec.image_attn[0].shape[-1], pool_cam)
+        # summary_rows of relevancy_propagate's R, the summary row carried through the blocks as a row
+        return propagated_rows(rec.image_attn, grads[:n], probe)[:, :, rec.layout.image_patches]  # [K, 1, P]
 
 
 class MultimodalRelevancy(Explainer):

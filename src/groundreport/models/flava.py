@@ -83,20 +83,18 @@ class FlavaAdapter(Adapter):
         words = rec.words if words is None else words
         contexts = contexts or [None] * len(words)
         ids, mask = rec.input_ids, rec.attention_mask
+        texts = {}  # each context text tokenised once: (ids, mask, {character span: token positions})
+        for text in {c[0] for c in contexts if c is not None}:
+            enc = self.tokenize([text])
+            texts[text] = (enc["input_ids"][0].to(ids.device), enc["attention_mask"][0].to(mask.device),
+                           {x.span: list(x.tokens) for x in self.words_of(text, enc)[1]})
         rows_ids, rows_mask, positions = [], [], []
         for w, ctx in zip(words, contexts):
-            if ctx is None:
-                rows_ids.append(ids[0]), rows_mask.append(mask[0]), positions.append(list(w.tokens))
-                continue
-            text, a, b = ctx
-            enc = self.tokenize([text])
-            own = [x for x in self.words_of(text, enc)[1] if x.span == (a, b)]
-            if not own:  # the tokenizer split the phrase otherwise: the caption, then
-                rows_ids.append(ids[0]), rows_mask.append(mask[0]), positions.append(list(w.tokens))
-                continue
-            rows_ids.append(enc["input_ids"][0].to(ids.device))
-            rows_mask.append(enc["attention_mask"][0].to(mask.device))
-            positions.append(list(own[0].tokens))
+            text_ids, text_mask, spans = texts[ctx[0]] if ctx is not None else (None, None, {})
+            pos = spans.get(tuple(ctx[1:])) if ctx is not None else None
+            if pos is None:  # masked in the caption (also where the tokenizer split the phrase otherwise)
+                text_ids, text_mask, pos = ids[0], mask[0], list(w.tokens)
+            rows_ids.append(text_ids), rows_mask.append(text_mask), positions.append(pos)
         n, t = len(words), max((len(r) for r in rows_ids), default=ids.shape[1])
         pad = self.tokenizer.pad_token_id or 0
         true = torch.stack([F.pad(r, (0, t - len(r)), value=pad) for r in rows_ids])
