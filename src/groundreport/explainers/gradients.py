@@ -5,21 +5,28 @@ from __future__ import annotations
 import torch
 
 
-def batched_grads(targets: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+def batched_grads(targets: torch.Tensor, inputs: list[torch.Tensor], vmap: bool | None = None) -> list[torch.Tensor]:
     """``[K]`` targets -> one ``[K, *x.shape]`` gradient per input ``x``.
 
-    Uses ``is_grads_batched`` (vmap over the backward) so K targets cost one call, and
-    differentiates only down to ``inputs``: no parameter gradients are formed. Inputs a
-    target does not reach get zeros.
+    ``vmap`` (None: on any device but the CPU): ``is_grads_batched``, a vmap over the backward,
+    K targets in one call; else a loop of K backward calls through the retained graph, which on
+    the 2-core CPU is as fast for one image and faster for a batch of them (3 moved copies of a
+    demo scene, 12 targets: 285 ms against 544 ms; benchmarks.md). Either way only ``inputs``
+    are differentiated: no parameter gradients are formed. Inputs a target does not reach get
+    zeros.
     """
     if not inputs:
         return []
     targets = targets.reshape(-1)
     k = targets.shape[0]
     unique = list({id(x): x for x in inputs}.values())
-    if k == 1:
-        raw = torch.autograd.grad(targets[0], unique, retain_graph=True, allow_unused=True)
-        raw = [None if g is None else g.unsqueeze(0) for g in raw]
+    if vmap is None:
+        vmap = targets.device.type != "cpu"
+    if k == 1 or not vmap:
+        each = [torch.autograd.grad(t, unique, retain_graph=True, allow_unused=True) for t in targets]
+        raw = [None if all(g[i] is None for g in each) else
+               torch.stack([torch.zeros_like(x) if g[i] is None else g[i] for g in each])
+               for i, x in enumerate(unique)]
     else:
         eye = torch.eye(k, dtype=targets.dtype, device=targets.device)
         raw = torch.autograd.grad(targets, unique, grad_outputs=eye, retain_graph=True,

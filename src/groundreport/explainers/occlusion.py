@@ -7,7 +7,7 @@ caption and for every phrase (each encoded as its own text), all from the same o
 batch. The score is FLAVA's contrastive cosine, whatever ``--target`` says: ITM would need a
 multimodal pass per occluded image and per text.
 
-Cost: one image-encoder forward per occluder, in batches of ``batch_size``; the texts are
+Cost: one image-encoder forward per occluder, in batches of ``batch_size`` (8 on a CPU); the texts are
 encoded once. The occluder is one patch on grids up to 15 x 15 (64 forwards on the demo FLAVA,
 196 on flava-full at 224 px); on larger grids it is ``grid // 8`` patches a side (the demo
 CLIP's 16 x 16 grid: 2 x 2 patches, 64 forwards rather than 256; SigLIP or BLIP at 384 px,
@@ -33,9 +33,11 @@ class Occlusion(Explainer):
                    "phrases. Gradient-free; one forward per patch (per 2 x 2 or 3 x 3 patches on grids "
                    "over 15 x 15).")
 
-    def __init__(self, batch_size: int = 16, window: int | None = None):
-        # 16 images a forward: on a CPU the 16 x 16 demo CLIP's occlusion took 0.52 s a pair at
-        # 16 and 0.88 s at 32 (medians of 4; a batch's attention maps outgrow the caches)
+    def __init__(self, batch_size: int | None = None, window: int | None = None):
+        # images a forward (None: 8 on a CPU, 16 on a GPU). On the 2-core CPU a batch's attention
+        # maps outgrow the caches: the 16 x 16 demo CLIP's occlusion took 0.88 s a pair at 32 images,
+        # 0.52 s at 16; later, alternated in one run over 6 val scenes, 529 ms at 16 and 409 ms at 8
+        # (the demo FLAVA: 753 and 574 ms; 4 gained nothing more)
         self.batch_size = batch_size
         self.window = window  # occluder side in patches; None: occluder_window(grid)
 
@@ -46,11 +48,12 @@ class Occlusion(Explainer):
         ph, pw = h // gh, w // gw
         kh = kw = self.window or occluder_window((gh, gw))
         cells = [(r, c) for r in range(0, gh, kh) for c in range(0, gw, kw)]  # top-left patches, row-major
+        size = self.batch_size or (8 if pixel_values.device.type == "cpu" else 16)
         with torch.no_grad():
             base = adapter.image_embeds(pixel_values) @ text_embeds.T  # [1, K]
             drops = []
-            for start in range(0, len(cells), self.batch_size):
-                chunk = cells[start:start + self.batch_size]
+            for start in range(0, len(cells), size):
+                chunk = cells[start:start + size]
                 batch = pixel_values.repeat(len(chunk), 1, 1, 1)
                 for i, (r, c) in enumerate(chunk):
                     batch[i, :, r * ph:(r + kh) * ph, c * pw:(c + kw) * pw] = 0

@@ -4,7 +4,7 @@
   together (their inputs are unioned), one backward of the ITM logit for every multimodal
   method together.
 - Phrases: every phrase is encoded as its own text, its cosine with the image embedding is a
-  target, and all K targets share one batched backward (``is_grads_batched``).
+  target, and all K targets share one batched backward call (``gradients.batched_grads``).
 - Words: multimodal methods give a row per text token from the single ITM backward;
   word-pieces are averaged into words. Image-encoder methods take each word *in context* as a
   target: its context's score minus its mean score with that word swapped for each other
