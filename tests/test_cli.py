@@ -63,6 +63,9 @@ def test_build_grounding_jsonl_scores_phrases(tiny_model_dir, grounding_jsonl, t
     averaged = [x["label"] for x in m["methods"] if x["shift_average"]]
     assert {x["name"] for x in m["methods"] if x["shift_average"]} == {"relevancy", "gradcam", "legrad", "mm-masked"}
     assert f"{', '.join(averaged)}: maps averaged over 4 copies of the image moved by half a patch" in index
+    # smoothing is on by default for the methods that peak on a few patches; the index says so
+    assert {x["name"]: x["smooth"] for x in m["methods"] if x["smooth"]} == {"relevancy": 1.0, "mm-masked": 1.0}
+    assert "Relevancy (image encoder) (&sigma; 1.0 patch), Masked word (multimodal, per word) (&sigma; 1.0 patch)" in index
 
 
 def test_shifts_other_than_1_2_4_are_one_line_errors(tiny_model_dir, grounding_jsonl, tmp_path):

@@ -36,8 +36,9 @@ def test_the_same_inputs_give_the_same_id():
     dict(cfg=dataclasses.replace(CFG, methods=["gradcam"])),
     dict(cfg=dataclasses.replace(CFG, target="itm")),
     dict(cfg=dataclasses.replace(CFG, dtype="bf16")),
+    dict(cfg=dataclasses.replace(CFG, smooth=False)),
 ], ids=["model-revision", "model-id", "image-bytes", "caption", "phrase-boxes", "phrases", "methods", "target",
-        "dtype"])
+        "dtype", "smooth"])
 def test_each_key_component_changes_the_id(change):
     assert _id(**change) != _id()
 

@@ -89,21 +89,23 @@ class Explanation:
 
 
 def explain(model, image, caption: str, methods: list[str] | None = None, phrases: list[str] | None = None,
-            target: str = "contrastive", shifts: int = 4) -> Explanation:
+            target: str = "contrastive", shifts: int = 4, smooth: bool = True) -> Explanation:
     """Explain one image-caption pair. ``image``: a path or a PIL image.
 
     A phrase that is not in the caption is explained as its own text (image-encoder methods);
     its multimodal rows, which need its words in the caption, fall back to the caption's."""
-    return explain_many(model, [(image, caption, phrases)], methods, target, batch_size=1, shifts=shifts)[0]
+    return explain_many(model, [(image, caption, phrases)], methods, target, batch_size=1, shifts=shifts,
+                        smooth=smooth)[0]
 
 
 def explain_many(model, items, methods: list[str] | None = None, target: str = "contrastive",
-                 batch_size: int = 8, shifts: int = 4) -> list[Explanation]:
+                 batch_size: int = 8, shifts: int = 4, smooth: bool = True) -> list[Explanation]:
     """Explain many pairs, ``batch_size`` at a time (the maps equal ``explain``'s one by one, within
     float rounding). ``items``: ``(image, caption)`` or ``(image, caption, phrases)`` tuples.
 
     On an out-of-memory error the batch is halved and retried; a pair that does not fit alone is a
-    ``UserError``. ``shifts``: as ``build --shifts`` (explainers/shifts.py)."""
+    ``UserError``. ``shifts``, ``smooth``: as ``build --shifts`` and ``--smooth`` (explainers/shifts.py,
+    explainers/smoothing.py)."""
     from .compute import Batcher
     from .explainers import DEFAULT_METHODS, make_methods
     from .explainers.suite import Suite
@@ -126,7 +128,7 @@ def explain_many(model, items, methods: list[str] | None = None, target: str = "
             raise UserError("a phrase is empty")
         img = load_rgb(Path(image)) if isinstance(image, (str, Path)) else image.convert("RGB")
         pairs.append((img, caption, phrases, [(p, locate_phrase(caption, p)) for p in phrases]))
-    suite = Suite(make_methods(list(methods or DEFAULT_METHODS)), target, shifts)  # skips ITM methods without the head
+    suite = Suite(make_methods(list(methods or DEFAULT_METHODS)), target, shifts, smooth)  # skips ITM methods without the head
     results = Batcher(model, suite, batch_size).run([model.pixel_values([img]) for img, *_ in pairs],
                                                     [caption for _, caption, *_ in pairs],
                                                     [spans for *_, spans in pairs],

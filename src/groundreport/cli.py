@@ -23,6 +23,8 @@ DEFAULT_METHODS = "gradcam,relevancy,legrad,mm-relevancy,mm-gradcam,mm-masked,mm
 ALL_METHODS = DEFAULT_METHODS + ",occlusion"  # occlusion: one image forward per patch (or per 2 x 2 on big grids)
 SHIFTS_HELP = ("Relevancy, Grad-CAM, LeGrad and masked-word (mm-masked) maps averaged over copies of the image moved by half a patch: "
                "4 (right, down, both; those methods cost 4x), 2 (diagonal only) or 1 (off).")
+SMOOTH_HELP = ("Smooth the maps of the methods that peak on a few patches (relevancy, masked word) with a "
+               "Gaussian of one patch; --no-smooth: every method's raw map.")
 
 
 def _fail(msg: str, code: int = 2):
@@ -73,6 +75,7 @@ def build(
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory). Under torchrun: "
                                    "per process."),
     shifts: Optional[int] = typer.Option(None, help=SHIFTS_HELP + " Default 4; 2 with --demo."),
+    smooth: bool = typer.Option(True, help=SMOOTH_HELP),
     report: Path = typer.Option(Path("report"), help="Where arrays and the manifest go."),
     site: Path = typer.Option(Path("site"), help="Where the HTML gallery goes."),
     demo: bool = typer.Option(False, help="Bundled scenes + the two bundled models (demo, demo-clip): runs offline."),
@@ -102,7 +105,7 @@ def build(
                           dtype=dtype,
                           methods=_methods(methods or DEFAULT_METHODS), target=target,
                           report=str(report), demo=demo, faithfulness=faithfulness, batch_size=batch_size,
-                          shifts=(2 if demo else 4) if shifts is None else shifts)
+                          shifts=(2 if demo else 4) if shifts is None else shifts, smooth=smooth)
         command.run(cfg, site, strict, progress)
 
     _call(run)
@@ -133,12 +136,13 @@ def explain(
                                 "perturbation reference (one forward per patch)."),
     target: str = typer.Option("contrastive"),
     shifts: int = typer.Option(4, help=SHIFTS_HELP),
+    smooth: bool = typer.Option(True, help=SMOOTH_HELP),
 ):
     """Explain one image-caption pair: maps.npz, a figure per map, index.json naming them."""
     from .commands import explain as command
 
     _call(command.run, image, caption, out, model, list(phrase), offline, device, dtype, _methods(methods), target,
-          shifts)
+          shifts, smooth)
 
 
 @app.command()
@@ -192,6 +196,7 @@ def evaluate(
     target: str = typer.Option("contrastive"),
     batch_size: int = typer.Option(1, help="Pairs explained together (halved on out-of-memory)."),
     shifts: int = typer.Option(4, help=SHIFTS_HELP),
+    smooth: bool = typer.Option(True, help=SMOOTH_HELP),
     report: Path = typer.Option(Path("report-eval"), help="Where the scored report goes."),
     faithfulness: bool = typer.Option(False, help="Also measure faithfulness and run the sanity checks."),
     device: str = typer.Option("auto"),
@@ -206,7 +211,7 @@ def evaluate(
                       dataset=dataset, split=split, sample=None if sample == 0 else sample, seed=seed,
                       **_models(model or ["demo"]), offline=offline, device=device, methods=_methods(methods),
                       target=target, report=str(report), faithfulness=faithfulness, batch_size=batch_size,
-                      shifts=shifts)
+                      shifts=shifts, smooth=smooth)
     _call(command.run, cfg, scenes, progress)
 
 

@@ -49,6 +49,7 @@ class BuildConfig:
     faithfulness: bool = False  # deletion/insertion, confidence change and sanity checks (metrics/checks.py)
     batch_size: int = 1  # pairs explained together; not a map setting (maps agree within float rounding)
     shifts: int = 4  # image copies averaged by image-encoder gradient methods (explainers/shifts.py); 1: off
+    smooth: bool = True  # each method's maps smoothed by its Explainer.smooth (explainers/smoothing.py)
     world_size: int = 1  # processes (torchrun ranks) that explained the pairs; set by compute
 
     def validate(self) -> None:
@@ -84,8 +85,9 @@ class BuildConfig:
         from .explainers import REGISTRY
 
         versions = {m: REGISTRY[m].version for m in self.methods if m in REGISTRY}
+        smoothing = {m: REGISTRY[m].smooth for m in self.methods if m in REGISTRY} if self.smooth else {}
         return report_io.map_settings(self.methods, self.target, self.dtype, self.faithfulness, versions,
-                                      self.shifts)
+                                      self.shifts, smoothing)
 
 
 class Timer:
@@ -162,7 +164,7 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
     ranks = ranks_from_env()
     cfg.world_size = ranks.world_size
     methods = make_methods(cfg.methods)
-    suite = Suite(methods, cfg.target, cfg.shifts)
+    suite = Suite(methods, cfg.target, cfg.shifts, cfg.smooth)
     names = cfg.model_names()
     for name in names[1:]:
         resolve_adapter(name, cfg.device, cfg.dtype, cfg.offline)
@@ -230,6 +232,7 @@ def compute(cfg: BuildConfig, examples: list[Example], dataset_format: str, skip
         "methods": [{"name": m.name, "label": m.label, "encoder": m.encoder, "target": suite.target_name(m),
                      "caption_blind": m.caption_blind,
                      "shift_average": bool(m.shift_average and cfg.shifts > 1 and m.name in explained),
+                     "smooth": suite.smoothing().get(m.name, 0.0),
                      "description": m.description}
                     for m in methods],
         "environment": {"python": platform.python_version(), "torch": torch.__version__,

@@ -41,10 +41,12 @@ MAP_LEVELS = ("caption", "words", "phrases", "layers", "heads")
 
 # -- identity of a pair ---------------------------------------------------------------------
 def map_settings(methods, target: str, dtype: str, faithfulness: bool = False,
-                 method_versions: dict[str, int] | None = None, shifts: int = 1) -> dict:
+                 method_versions: dict[str, int] | None = None, shifts: int = 1,
+                 smoothing: dict[str, float] | None = None) -> dict:
     """Every setting that changes a pair's maps, scores or checks (part of every pair's id).
     ``method_versions``: each method's ``Explainer.version``; only those above 1 enter the id,
-    so the ids of pairs whose methods never changed stay as they were; likewise ``shifts``."""
+    so the ids of pairs whose methods never changed stay as they were; likewise ``shifts`` and
+    ``smoothing`` (each method's smoothing sigma; only those above 0)."""
     settings = {"methods": sorted(methods), "target": target, "dtype": dtype, "faithfulness": faithfulness,
                 "tool": __version__, "schema": SCHEMA_VERSION, "scoring": SCORING_VERSION}
     versions = {m: v for m, v in sorted((method_versions or {}).items()) if v > 1}
@@ -52,6 +54,9 @@ def map_settings(methods, target: str, dtype: str, faithfulness: bool = False,
         settings["method_versions"] = versions
     if shifts != 1:
         settings["shifts"] = shifts
+    smoothed = {m: s for m, s in sorted((smoothing or {}).items()) if s > 0}
+    if smoothed:
+        settings["smooth"] = smoothed
     return settings
 
 

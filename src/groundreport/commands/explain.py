@@ -33,7 +33,7 @@ def _figures(ex) -> list[dict]:
 
 
 def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], offline: bool, device: str,
-        dtype: str, methods: list[str], target: str, shifts: int = 4) -> None:
+        dtype: str, methods: list[str], target: str, shifts: int = 4, smooth: bool = True) -> None:
     import io
 
     import matplotlib
@@ -57,7 +57,8 @@ def run(image: Path, caption: str, out: Path, model: str, phrases: list[str], of
         raise UserError(problem(shifts, "--shifts"))
     m = load_model(model, device=device, dtype=dtype, offline=offline)
     try:
-        ex = explain(m, image, caption, methods=methods, phrases=phrases, target=target, shifts=shifts)
+        ex = explain(m, image, caption, methods=methods, phrases=phrases, target=target, shifts=shifts,
+                     smooth=smooth)
     except BadInput as e:
         raise UserError(f"{image}: {e}") from None
     for w in ex.warnings:

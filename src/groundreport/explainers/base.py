@@ -33,6 +33,7 @@ class Explainer:
     version: int = 1  # bump when the method's maps change: pairs made by an older version are redone
     perturbation: bool = False  # True: maps come from extra forwards (``drops``), not from rows()
     shift_average: bool = False  # True: averaged over patch-fraction moved copies (explainers/shifts.py)
+    smooth: float = 0.0  # sigma, in patches, of the Gaussian its maps get (explainers/smoothing.py); 0: none
     description: str = ""
     # capabilities needed, each entry a name or a tuple of alternatives (any one will do)
     requires: tuple = ()

@@ -36,6 +36,7 @@ class MaskedWordGradCAM(Explainer):
     target = None  # its own targets, one per word (not the caption score)
     word_targets = True
     shift_average = True
+    smooth = 1.0  # sigma in patches (explainers/smoothing.py): chosen on val, docs/evaluation.md
     version = 3  # 3: a word inside a phrase masked in that phrase alone; 2: averaged over moved copies (--shifts)
     requires = ("mmm", "mm_self_attention")
     description = ("Each word masked in turn; Grad-CAM (attn x relu(grad), heads averaged, all query rows) of "

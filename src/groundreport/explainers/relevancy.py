@@ -18,6 +18,7 @@ class ImageRelevancy(Explainer):
     name = "relevancy"
     label = "Relevancy (image encoder)"
     shift_average = True
+    smooth = 1.0  # sigma in patches (explainers/smoothing.py): chosen on val, docs/evaluation.md
     version = 3  # 3: a word inside a phrase read in that phrase; 2: word maps measured against the caption's other content words swapped in (1: the word masked)
     description = "Chefer et al. relevancy over all image blocks; CLS row, patch columns."
 

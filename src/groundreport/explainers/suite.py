@@ -116,15 +116,23 @@ def _pair_grads(targets: list[torch.Tensor], methods: list[Explainer], batch,
 
 
 class Suite:
-    def __init__(self, methods: list[Explainer], caption_target: str | Target = "contrastive", shifts: int = 1):
+    def __init__(self, methods: list[Explainer], caption_target: str | Target = "contrastive", shifts: int = 1,
+                 smooth: bool = False):
         """``shifts``: copies of the image (1, 2 or 4; explainers/shifts.py) whose maps the
-        methods with ``Explainer.shift_average`` average; 1: the plain maps."""
+        methods with ``Explainer.shift_average`` average; 1: the plain maps. ``smooth``: each
+        method's caption, word and phrase maps smoothed by its own ``Explainer.smooth``
+        (explainers/smoothing.py), after the copies are averaged; False: raw maps."""
         from .shifts import offsets
 
         offsets(shifts)  # refuses anything but 1, 2 or 4
         self.methods = methods
         self.caption_target = get_target(caption_target)
         self.shifts = shifts
+        self.smooth = smooth
+
+    def smoothing(self) -> dict[str, float]:
+        """Sigma (patches) of each method this suite smooths."""
+        return {m.name: m.smooth for m in self.methods if self.smooth and m.smooth > 0}
 
     def target_of(self, m: Explainer) -> Target | None:
         """The score a method's maps explain (None: none, e.g. raw attention)."""
@@ -140,7 +148,7 @@ class Suite:
             phrases: list[tuple[str, tuple[int, int] | None]] = (),
             image_size: tuple[int, int] | None = None) -> PairResult:
         """``image_size`` (W, H) of the original image: the result's ``region`` (None: not known)."""
-        return self._shift_average(adapter, pixel_values, [caption], [list(phrases)], [image_size])[0]
+        return self._finish(self._shift_average(adapter, pixel_values, [caption], [list(phrases)], [image_size]))[0]
 
     def run_batch(self, adapter, pixel_values: torch.Tensor, captions: list[str],
                   phrases_per_pair: list[list[tuple[str, tuple[int, int] | None]]],
@@ -156,7 +164,19 @@ class Suite:
             raise ValueError(f"{pixel_values.shape[0]} images, {len(captions)} captions and "
                              f"{len(phrases_per_pair)} phrase lists: one of each per pair")
         sizes = list(image_sizes) if image_sizes is not None else [None] * len(captions)
-        return self._shift_average(adapter, pixel_values, list(captions), [list(p) for p in phrases_per_pair], sizes)
+        return self._finish(self._shift_average(adapter, pixel_values, list(captions),
+                                                [list(p) for p in phrases_per_pair], sizes))
+
+    def _finish(self, results: list[PairResult]) -> list[PairResult]:
+        """Each smoothed method's caption, word and phrase maps smoothed (``smoothing``)."""
+        from .smoothing import smooth
+
+        for name, sigma in self.smoothing().items():
+            for r in results:
+                if name in r.maps:
+                    for k in ("caption", "words", "phrases"):
+                        setattr(r.maps[name], k, smooth(getattr(r.maps[name], k), sigma))
+        return results
 
     def _pass(self, adapter, pixel_values, captions, phrases_per_pair, sizes, word_dirs) -> list[PairResult]:
         """One pass of this suite over the pairs: batched where the model has a batched forward
