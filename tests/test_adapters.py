@@ -641,3 +641,26 @@ def test_the_suite_reads_each_word_in_its_phrase(adapters, scene):
     inside = with_phrases.maps["relevancy"].words
     assert not np.allclose(inside[2], alone[2], atol=1e-3)  # "circle", read in "a red circle"
     np.testing.assert_allclose(inside[5], alone[5], atol=1e-5)  # "blue": in no phrase
+
+
+def test_a_sentencepiece_style_tokenizer_gives_words_without_their_leading_space():
+    """Metaspace tokenizers ("\u2581red", as SigLIP's) put the space before a word in its offsets:
+    the word is its characters only, so "and"/"the" stay stop words and word maps are keyed by "red"."""
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from groundreport.models.base import Adapter
+
+    vocab = {"<pad>": 0, "<unk>": 1, **{"\u2581" + w: i + 2 for i, w in enumerate(
+        ["the", "red", "circle", "and", "blue", "square"])}}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    t.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=t, pad_token="<pad>", unk_token="<unk>")
+    caption = "the red circle and the blue square"
+    enc = tok([caption], return_offsets_mapping=True, return_tensors="pt")
+    _, words = Adapter.words_of(SimpleNamespace(tokenizer=tok), caption, enc)
+    assert [w.text for w in words] == caption.split()
+    assert all(caption[w.span[0]:w.span[1]] == w.text for w in words)
+    assert [w.text for w in words if w.is_content] == ["red", "circle", "blue", "square"]

@@ -191,6 +191,30 @@ def test_eval_scores_heldout_scenes_next_to_chance(tiny_model_dir, tmp_path):
     assert m["summary"]["phrases"] >= 8  # 4 scenes of 2-4 objects
 
 
+def test_eval_of_data_without_boxes_is_refused_before_anything_is_written(tiny_model_dir, tmp_path):
+    """No phrase with a box: one line, exit 2, and an existing report is left as it was; rows the
+    loader rejects are named in the error with the first reason."""
+    from conftest import write_scene_images
+
+    write_scene_images(tmp_path / "imgs", 1)
+    report = tmp_path / "ev"
+    report.mkdir()
+    (report / "manifest.json").write_text('{"kept": true}')
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"image": "img0.jpg", "caption": "a red star", "phrases": []}) + "\n")
+    res = runner.invoke(app, ["eval", "--model", str(tiny_model_dir), "--captions", str(data), "--images",
+                              str(tmp_path / "imgs"), "--report", str(report), "--no-progress"])
+    assert res.exit_code == 2 and "nothing to score: no phrase in this data has a box" in res.output
+    assert [p.name for p in report.iterdir()] == ["manifest.json"]
+    assert json.loads((report / "manifest.json").read_text()) == {"kept": True}
+    data.write_text(json.dumps({"image": "img0.jpg", "caption": "a red star",
+                                "phrases": [{"text": "a red star", "boxes": [[10, 0, 5, 9]]}]}) + "\n")
+    res = runner.invoke(app, ["eval", "--model", str(tiny_model_dir), "--captions", str(data), "--images",
+                              str(tmp_path / "imgs"), "--report", str(tmp_path / "ev2"), "--no-progress"])
+    assert res.exit_code == 2 and "no usable image-caption pairs (1 rows skipped; first: " in res.output
+    assert "x1" in res.output.split("first: ")[1] and not (tmp_path / "ev2").exists()
+
+
 def test_damaged_report_render_error_then_build_repairs(tiny_model_dir, grounding_jsonl, tmp_path):
     report, site, _ = _build(["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)], tmp_path)
     m = json.loads((report / "manifest.json").read_text())

@@ -132,3 +132,16 @@ def test_sampling_is_seeded(flickr_csv):
     key = lambda ps: [(p.example.image_id, p.caption_index) for p in ps]
     assert key(a) == key(b) and len(a) == 4
     assert len({tuple(key(sample_pairs(ex, 2, 2, seed=s))) for s in range(10)}) > 1  # the seed matters
+
+
+def test_a_phrase_is_located_as_whole_words():
+    """"man" is not inside "woman"; "a red" is not inside "a reddish"; case and punctuation as before."""
+    from groundreport.records import locate_phrase
+
+    assert locate_phrase("a woman and a man", "man") == (14, 17)
+    assert locate_phrase("a bored dog", "red") is None
+    assert locate_phrase("a reddish circle", "a red") is None
+    assert locate_phrase("A Red circle", "a red") == (0, 5)
+    assert locate_phrase("the man's hat", "man") == (4, 7)
+    assert locate_phrase("a dog.", "dog.") == (2, 6)
+    assert locate_phrase("a red circle and a red square", "a red", 3) == (17, 22)

@@ -96,6 +96,7 @@ def test_tied_separate_peaks_point_at_one_of_them():
 def test_constant_map_points_nowhere():
     s = score_map(np.full((4, 4), 0.5, dtype=np.float32), (64, 64), [(0, 0, 64, 64)])
     assert not s.pointing_hit  # even a box that covers the whole image
+    assert s.box_iou == 0.0  # and its whole-image "region" names no region: a box miss too
 
 
 def _one_pixel_map(x: int, y: int, size=(100, 80)) -> np.ndarray:

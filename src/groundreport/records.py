@@ -31,6 +31,17 @@ class Example:
 
 
 def locate_phrase(caption: str, text: str, start: int = 0) -> tuple[int, int] | None:
-    """Character span of ``text`` in ``caption`` (case-insensitive), searching from ``start``."""
-    i = caption.lower().find(text.lower(), start)
-    return (i, i + len(text)) if i >= 0 else None
+    """Character span of ``text`` in ``caption`` (case-insensitive), searching from ``start``, as
+    whole words: "man" is not found inside "woman", nor "a red" inside "a reddish" (None)."""
+    low, t = caption.lower(), text.lower()
+    if not t:
+        return None
+    i = low.find(t, start)
+    while i >= 0:
+        j = i + len(t)
+        starts_word = i == 0 or not (low[i - 1].isalnum() and t[0].isalnum())
+        ends_word = j == len(low) or not (low[j].isalnum() and t[-1].isalnum())
+        if starts_word and ends_word:
+            return i, j
+        i = low.find(t, i + 1)
+    return None

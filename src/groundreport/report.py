@@ -33,7 +33,7 @@ SCHEMA_VERSION = 2
 # Bump when a scoring rule changes (pointing game, box accuracy, baselines, word selection),
 # so that an upgraded tool re-scores instead of reusing stale numbers. 1: first-pixel argmax;
 # 2: ties at the middle of the tied pixels, a constant map is a miss.
-SCORING_VERSION = 2
+SCORING_VERSION = 3  # 3: a constant map misses box accuracy too; 2: pointing ties at the middle, constant maps miss
 MANIFEST = "manifest.json"
 ENTRY = "entry.json"
 MAP_LEVELS = ("caption", "words", "phrases", "layers", "heads")

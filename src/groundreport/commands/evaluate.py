@@ -10,6 +10,8 @@ from pathlib import Path
 from ..errors import UserError
 from .tables import print_flat, print_summaries
 
+NOTHING_TO_SCORE = "nothing to score: no phrase in this data has a box"
+
 
 def evaluate(cfg, scenes: int, progress: bool) -> dict | None:
     """The manifest of a scored run (None on a torchrun rank other than 0).
@@ -29,6 +31,8 @@ def evaluate(cfg, scenes: int, progress: bool) -> dict | None:
         skipped: list[tuple[str, str]] = []
         fmt, examples = load_dataset(Path(cfg.captions), Path(cfg.images) if cfg.images else None, cfg.dataset,
                                      cfg.split, skipped)
+        if not cfg.faithfulness and not any(p.boxes for ex in examples for c in ex.captions for p in c.phrases):
+            raise UserError(NOTHING_TO_SCORE)  # before any report is written (or an old one replaced)
         return compute(cfg, examples, fmt, skipped, progress=progress)
 
 
@@ -40,7 +44,7 @@ def run(cfg, scenes: int, progress: bool) -> dict | None:
     if held_out:
         manifest["config"]["captions"] = f"held-out demo scenes ({cfg.split}, {scenes})"
     if not (manifest["summary"] or {}).get("methods") and not cfg.faithfulness:
-        raise UserError("nothing to score: no phrase in this data has a box")
+        raise UserError(NOTHING_TO_SCORE + " (among the sampled pairs)")
     print_flat(manifest)
     print_summaries(manifest)
     return manifest

@@ -78,5 +78,6 @@ def load_dataset(captions: Path, images: Path | None, fmt: str = "auto", split: 
         from .flickr_token import load_pipe_csv
         examples = load_pipe_csv(captions, images, skipped)
     if not examples:
-        raise UserError(f"{captions}: no usable image-caption pairs ({len(skipped)} rows skipped)")
+        first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise UserError(f"{captions}: no usable image-caption pairs ({len(skipped)} rows skipped{first})")
     return fmt, examples

@@ -8,7 +8,7 @@
   image edge. A map with no peak at all (constant) is a miss.
 - Box accuracy: threshold the resized map at ``BOX_THRESHOLD`` of its max, keep the largest
   connected region, take its bounding box; a hit when IoU >= 0.5 with the union box of the
-  phrase's boxes.
+  phrase's boxes. A constant map (no peak) misses both.
 - Geometry: a map covers the region of the image the model saw (``region``, original pixels;
   the whole image unless the processor centre-crops). It is resized onto that region and the
   rest of the image is "not seen": the point is searched inside the region only (an object
@@ -125,9 +125,9 @@ def score_map(m: np.ndarray, image_size: tuple[int, int], boxes, region=None) ->
     else:  # the point is one the model could have pointed at: inside the region
         x, y = peak(np.where(seen, full, -np.inf))
         has_peak = bool(seen.any() and full[seen].max() > full[seen].min())
-    box = map_to_box(full)
+    box = map_to_box(full)  # a constant map's region is the whole image: it names no region, so it misses
     return PhraseScore((x, y), has_peak and any(_inside(x + 0.5, y + 0.5, b) for b in boxes), box,
-                       iou(box, union_box(boxes)))
+                       iou(box, union_box(boxes)) if has_peak else 0.0)
 
 
 def baselines(image_size: tuple[int, int], boxes, n_objects: int) -> dict[str, float]:

@@ -314,9 +314,16 @@ class Adapter:
             last = wid
         unk = tok.unk_token_id
         for w in words:
-            w.text = caption[w.span[0]:w.span[1]]
+            # sentencepiece-style tokenizers (Metaspace: "▁red") count the space before a word in
+            # its offsets; a word is its characters only
+            s, e = w.span
+            while s < e and caption[s].isspace():
+                s += 1
+            while e > s and caption[e - 1].isspace():
+                e -= 1
+            w.span, w.text = (s, e), caption[s:e]
             w.unknown = unk is not None and any(ids[t] == unk for t in w.tokens)
-        return tokens, words
+        return tokens, [w for w in words if w.text]
 
     # -- the model-specific hooks ------------------------------------------------------------
     def encode_image(self, pixel_values: torch.Tensor) -> ImageSide:
