@@ -215,6 +215,17 @@ def test_eval_of_data_without_boxes_is_refused_before_anything_is_written(tiny_m
     assert "x1" in res.output.split("first: ")[1] and not (tmp_path / "ev2").exists()
 
 
+def test_eval_names_what_it_skipped(tiny_model_dir, grounding_jsonl, tmp_path):
+    """A bad line among good ones: eval scores the rest and says, as build does, what it skipped and why."""
+    data = tmp_path / "d.jsonl"
+    data.write_text(grounding_jsonl.read_text() + "{not json\n")
+    res = runner.invoke(app, ["eval", "--model", str(tiny_model_dir), "--captions", str(data), "--images",
+                              str(grounding_jsonl.parent), "--report", str(tmp_path / "ev"), "--no-progress",
+                              "--methods", "gradcam", "--shifts", "1"])
+    assert res.exit_code == 0, res.output
+    assert "  skipped " in res.output and "invalid JSON" in res.output
+
+
 def test_damaged_report_render_error_then_build_repairs(tiny_model_dir, grounding_jsonl, tmp_path):
     report, site, _ = _build(["--captions", str(grounding_jsonl), "--model", str(tiny_model_dir)], tmp_path)
     m = json.loads((report / "manifest.json").read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UserError
-from .tables import print_flat, print_summaries
+from .tables import print_flat, print_inputs, print_summaries
 
 
 def run(cfg, site: Path, strict: bool, progress: bool) -> None:
@@ -37,11 +37,7 @@ def run(cfg, site: Path, strict: bool, progress: bool) -> None:
     # methods a model cannot run (no ITM head, no multimodal encoder, an untrained MMM head): once per model
     for model, note in dict.fromkeys((p.get("model", ""), n) for p in manifest["pairs"] for n in p.get("notes", [])):
         typer.echo(f"  note: {model}: {note}")
-    for s in manifest["skipped"]:
-        typer.echo(f"  skipped {s['item']}: {s['reason']}")
-    truncated = sum(1 for p in manifest["pairs"] if p["truncated"])
-    if truncated:
-        typer.echo(f"  {truncated} caption(s) were longer than the model's text limit and were truncated")
+    print_inputs(manifest)
     for p in manifest["pairs"]:
         for w in p.get("warnings", []):
             typer.echo(f"  note: {p['image_id']} #{p['caption_index']}: {w}")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from .tables import print_flat, print_summaries
+from .tables import print_flat, print_inputs, print_summaries
 
 NOTHING_TO_SCORE = "nothing to score: no phrase in this data has a box"
 
@@ -45,6 +45,7 @@ def run(cfg, scenes: int, progress: bool) -> dict | None:
         manifest["config"]["captions"] = f"held-out demo scenes ({cfg.split}, {scenes})"
     if not (manifest["summary"] or {}).get("methods") and not cfg.faithfulness:
         raise UserError(NOTHING_TO_SCORE + " (among the sampled pairs)")
+    print_inputs(manifest)
     print_flat(manifest)
     print_summaries(manifest)
     return manifest

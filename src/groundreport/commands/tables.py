@@ -1,10 +1,20 @@
-"""The terminal's score table, shared by build and eval."""
+"""The terminal's score table and input report, shared by build and eval."""
 
 from __future__ import annotations
 
 import typer
 
 from ..metrics.summary import below_chance
+
+
+def print_inputs(manifest: dict) -> None:
+    """Each skipped input with its reason, and how many captions the model's text limit cut short."""
+    for s in manifest["skipped"]:
+        typer.echo(f"  skipped {s['item']}: {s['reason']}")
+    truncated = sum(1 for p in manifest["pairs"] if p["truncated"])
+    if truncated:
+        typer.echo(f"  {truncated} caption(s) were longer than the model's text limit and were truncated "
+                   "(their words past the cut have no map and no score)")
 
 
 def print_summary(summary: dict | None, methods: list[dict]) -> None:
