@@ -77,6 +77,12 @@ def test_hostile_folder_end_to_end(tiny_model_dir, tmp_path):
     assert any("escapes the images folder" in r for r in reasons.values())
     assert any("absolute image path refused" in r for r in reasons.values())
     assert any(p["truncated"] for p in m["pairs"])
+    for p in m["pairs"]:  # a cut caption says so on its pair, naming the last word that was read
+        cut = [w for w in p["warnings"] if "longer than the model's text limit" in w]
+        assert bool(cut) == p["truncated"]
+        if cut:
+            assert f'cut after "{p["words"][-1]["text"]}"' in cut[0] and "have no map and no score" in cut[0]
+    assert "were truncated (their words past the cut have no map and no score)" in res.output
     html = "\n".join(p.read_text() for p in site.rglob("*.html"))
     assert "<script>alert(1)" not in html
     assert "input(s) skipped" in (site / "index.html").read_text()

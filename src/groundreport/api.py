@@ -157,6 +157,6 @@ def _explanation(img, caption: str, phrases: list[str], spans, result) -> Explan
         method_word_maps={n: mm.words for n, mm in result.maps.items() if mm.words is not None},
         phrase_maps={n: dict(zip(phrases, mm.phrases)) for n, mm in result.maps.items() if mm.phrases is not None},
         tokens=result.tokens, unknown_words=[w.text for w in result.words if w.unknown],
-        warnings=notes + result.notes + pair_warnings(result.words, result.score, result.itm),
+        warnings=notes + result.notes + pair_warnings(result.words, result.score, result.itm, result.truncated),
         region=result.region,
     )

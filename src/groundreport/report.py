@@ -181,9 +181,12 @@ def _write_display_image(report: Path, image, key: str) -> tuple[str, str]:
     return rel, thumb_rel
 
 
-def pair_warnings(words, score: float, itm: float | None) -> list[str]:
+def pair_warnings(words, score: float, itm: float | None, truncated: bool = False) -> list[str]:
     """One-line notes on what the maps of this pair can mean."""
     out = []
+    if truncated and words:
+        out.append(f"the caption is longer than the model's text limit and was cut after \"{words[-1].text}\" "
+                   f"(character {words[-1].span[1]}): the words after it have no map and no score")
     content = [w for w in words if w.is_content]
     unknown = [w.text for w in content if w.unknown]
     if content and 2 * len(unknown) > len(content):
@@ -244,7 +247,7 @@ def write_pair(report: Path, pair, image, image_sha: str, pid: str, result, phra
         "overlays": overlays,
         "phrases": phrase_entries,
         "notes": result.notes,
-        "warnings": pair_warnings(result.words, result.score, result.itm),
+        "warnings": pair_warnings(result.words, result.score, result.itm, result.truncated),
         "rank": rank,
     }
     if checks is not None:
